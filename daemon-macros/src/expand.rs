@@ -1,0 +1,86 @@
+//! The expansion: the user's `fn main` keeps its signature; its body runs, unchanged, as a
+//! closure handed to `Daemon::run`, after the `daemon_runtime::Daemon` builder calls that say
+//! exactly what the attribute said. Nothing here is `unsafe`.
+
+use crate::args::{Args, Ready, Seconds};
+use proc_macro2::{Literal, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::{ItemFn, ReturnType};
+
+pub(crate) fn main(args: &Args, function: ItemFn) -> TokenStream {
+    let krate = match &args.krate {
+        Some(krate) => {
+            let path = &krate.value;
+            quote!(#path)
+        }
+        None => quote!(::daemon_runtime),
+    };
+    let calls = builder_calls(args, &krate);
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
+    let output = match &sig.output {
+        ReturnType::Default => quote!(),
+        ReturnType::Type(arrow, ty) => quote!(#arrow #ty),
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #krate::Daemon::new() #(#calls)* .run(move || #output #block)
+        }
+    }
+}
+
+fn builder_calls(args: &Args, krate: &TokenStream) -> Vec<TokenStream> {
+    let mut calls = Vec::new();
+    let paths = [
+        ("pidfile", &args.pidfile),
+        ("workdir", &args.workdir),
+        ("stdout", &args.stdout),
+        ("stderr", &args.stderr),
+        ("name", &args.name),
+    ];
+    for (method, setting) in paths {
+        if let Some(setting) = setting {
+            let method = syn::Ident::new(method, setting.key);
+            let value = Literal::string(&setting.value);
+            calls.push(quote_spanned!(setting.span=> .#method(#value)));
+        }
+    }
+    if let Some(umask) = &args.umask {
+        let mask = Literal::u32_unsuffixed(umask.value);
+        calls.push(quote!(.umask(#mask)));
+    }
+    if let Some(keep) = &args.keep_fds {
+        let fds = keep.value.iter().map(|fd| Literal::i32_unsuffixed(*fd));
+        calls.push(quote!(.keep_fds(&[#(#fds),*])));
+    }
+    if let Some(ready) = &args.ready {
+        let mode = match ready.value {
+            Ready::Auto => quote!(Auto),
+            Ready::Manual => quote!(Manual),
+        };
+        calls.push(quote!(.ready(#krate::Ready::#mode)));
+    }
+    if let Some(timeout) = &args.ready_timeout {
+        let duration = match timeout.value {
+            Seconds::Whole(whole) => {
+                let whole = Literal::u64_unsuffixed(whole);
+                quote!(::core::time::Duration::from_secs(#whole))
+            }
+            Seconds::Fraction(fraction) => {
+                let fraction = Literal::f64_unsuffixed(fraction);
+                quote!(::core::time::Duration::from_secs_f64(#fraction))
+            }
+        };
+        calls.push(quote!(.ready_timeout(#duration)));
+    }
+    if let Some(core_dumps) = &args.core_dumps {
+        let allowed = core_dumps.value;
+        calls.push(quote!(.core_dumps(#allowed)));
+    }
+    calls
+}

@@ -1,0 +1,629 @@
+//! The builder, [`Daemon`], and the start-up sequence of SPEC §3.
+
+use crate::error::{Error, PathAction, SystemAction};
+use crate::fds;
+use crate::paths::{self, Cwd};
+use crate::pidfile::{self, Pidfile};
+use crate::readiness::{self, Listener, Message, Notifier};
+use crate::signals;
+use crate::sys::{self, Forked};
+use std::ffi::CString;
+use std::fmt::Debug;
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// When the launcher considers the daemon ready (the `ready` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ready {
+    /// Ready when set-up is over and `main`'s body starts.
+    #[default]
+    Auto,
+    /// Ready when the body calls [`ready()`](crate::ready()).
+    Manual,
+}
+
+/// A daemon to start: the builder behind `#[daemon]`, usable by hand.
+///
+/// Every attribute key has a method of the same name; the attribute expands to exactly these
+/// calls followed by [`run`](Daemon::run). So
+///
+/// ```no_run
+/// #[daemon_runtime::daemon(pidfile = "/run/mysvc.pid", umask = 0o022)]
+/// fn main() {
+///     // the service
+/// }
+/// ```
+///
+/// is the same program as
+///
+/// ```no_run
+/// fn main() {
+///     daemon_runtime::Daemon::new()
+///         .pidfile("/run/mysvc.pid")
+///         .umask(0o022)
+///         .run(|| {
+///             // the service
+///         })
+/// }
+/// ```
+///
+/// Paths expand `$VAR`, `${VAR}` and `${VAR:-default}` from the environment (`$$` is a `$`),
+/// and relative paths are resolved against the launch directory, both at start-up.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    name: Option<String>,
+    pidfile: Option<PathBuf>,
+    umask: u32,
+    workdir: PathBuf,
+    stdout: Option<PathBuf>,
+    stderr: Option<PathBuf>,
+    keep_fds: Vec<RawFd>,
+    ready: Ready,
+    ready_timeout: Duration,
+    core_dumps: bool,
+}
+
+impl Default for Daemon {
+    fn default() -> Daemon {
+        Daemon::new()
+    }
+}
+
+impl Daemon {
+    /// The defaults of SPEC §2: no pidfile, umask `0o022`, working directory `/`, stdio on
+    /// `/dev/null`, no kept descriptors, ready when `main` starts, a 30 s `ready_timeout`, no
+    /// core dumps, and the binary's name in messages.
+    pub fn new() -> Daemon {
+        Daemon {
+            name: None,
+            pidfile: None,
+            umask: 0o022,
+            workdir: PathBuf::from("/"),
+            stdout: None,
+            stderr: None,
+            keep_fds: Vec::new(),
+            ready: Ready::Auto,
+            ready_timeout: Duration::from_secs(30),
+            core_dumps: false,
+        }
+    }
+
+    /// The name in the launcher's messages (`NAME: already running (pid 42)`). Default: the
+    /// file name of the program (`argv[0]`).
+    pub fn name(mut self, name: impl Into<String>) -> Daemon {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The pidfile (SPEC §4): created 0644, locked for the daemon's life, holds `PID\n`,
+    /// removed at exit. Its lock is what makes a second start say "already running".
+    pub fn pidfile(mut self, path: impl Into<PathBuf>) -> Daemon {
+        self.pidfile = Some(path.into());
+        self
+    }
+
+    /// The daemon's file-mode creation mask (umask(2)). Values above `0o777` are cut to 9 bits.
+    pub fn umask(mut self, mask: u32) -> Daemon {
+        self.umask = mask & 0o777;
+        self
+    }
+
+    /// The daemon's working directory; it must exist when the daemon starts. Default `/`.
+    pub fn workdir(mut self, path: impl Into<PathBuf>) -> Daemon {
+        self.workdir = path.into();
+        self
+    }
+
+    /// Where the daemon's stdout goes: opened for append, created 0640. Default `/dev/null`.
+    pub fn stdout(mut self, path: impl Into<PathBuf>) -> Daemon {
+        self.stdout = Some(path.into());
+        self
+    }
+
+    /// Where the daemon's stderr goes: opened for append, created 0640. Default `/dev/null`.
+    pub fn stderr(mut self, path: impl Into<PathBuf>) -> Daemon {
+        self.stderr = Some(path.into());
+        self
+    }
+
+    /// Inherited descriptors (above 2) that stay open; every other one is closed.
+    pub fn keep_fds(mut self, fds: &[RawFd]) -> Daemon {
+        self.keep_fds = fds.to_vec();
+        self
+    }
+
+    /// When the daemon counts as ready, see [`Ready`].
+    pub fn ready(mut self, ready: Ready) -> Daemon {
+        self.ready = ready;
+        self
+    }
+
+    /// How long the launcher waits for readiness before it stops the daemon and exits 1.
+    pub fn ready_timeout(mut self, timeout: Duration) -> Daemon {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Whether the daemon may dump core. `false` (the default) sets `RLIMIT_CORE` to 0.
+    pub fn core_dumps(mut self, allowed: bool) -> Daemon {
+        self.core_dumps = allowed;
+        self
+    }
+
+    /// Starts the daemon, runs `main` inside it, and returns what `main` returns (so that
+    /// `fn main() -> Result<(), E>` keeps its meaning). This is what `#[daemon]` expands to.
+    ///
+    /// In the launcher this never returns: it exits 0 once the daemon is ready, or prints
+    /// `NAME: why` to its stderr and exits 1. With [`Ready::Manual`], an `Err` returned by
+    /// `main`, a panic, or a return before [`ready()`](crate::ready()) is reported the same way.
+    pub fn run<R: MainOutput>(self, main: impl FnOnce() -> R) -> R {
+        let name = self.display_name();
+        let manual = self.ready == Ready::Manual;
+        if let Err(error) = self.start() {
+            eprintln!("{name}: {error}");
+            std::process::exit(1);
+        }
+        if !manual {
+            return main();
+        }
+        readiness::capture_panics();
+        let output = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(main)) {
+            Ok(output) => output,
+            Err(panic) => {
+                readiness::fail_with_panic();
+                std::panic::resume_unwind(panic)
+            }
+        };
+        if readiness::is_pending() {
+            readiness::fail(&match output.error_message() {
+                Some(error) => format!("main returned an error before it was ready: {error}"),
+                None => "main returned before calling daemon_runtime::ready()".to_owned(),
+            });
+        }
+        output
+    }
+
+    /// Runs the start-up sequence of SPEC §3. Returns `Ok(())` only in the daemon, fully set
+    /// up; the launcher exits 0 as soon as the daemon is ready.
+    ///
+    /// Call it first thing in `main`: it closes every inherited descriptor not in
+    /// [`keep_fds`](Daemon::keep_fds) and resets every signal disposition of the process.
+    ///
+    /// # Errors
+    ///
+    /// In the launcher (the process that was started), when the daemon could not start: the
+    /// process has more than one thread, a path cannot be expanded or opened, the working
+    /// directory is missing, another instance holds the pidfile ([`Error::AlreadyRunning`]),
+    /// `fork`/`setsid` fail, a step of the daemon's set-up fails, or the daemon is not ready
+    /// within `ready_timeout`. Nothing is left behind: no process, no pidfile, no log file
+    /// created by this start before the fork.
+    pub fn start(self) -> Result<(), Error> {
+        if let Some(count) = thread_count().filter(|&count| count > 1) {
+            return Err(Error::Threads { count });
+        }
+        let descriptors = |source| Error::System {
+            action: SystemAction::CloseDescriptors,
+            source,
+        };
+        fds::ensure_standard_open().map_err(descriptors)?;
+        fds::close_inherited(&self.keep_fds).map_err(descriptors)?;
+        signals::reset_for_launch().map_err(|source| Error::System {
+            action: SystemAction::Signals,
+            source,
+        })?;
+        let plan = Plan::prepare(&self)?;
+        let pidfile = match &plan.pidfile {
+            Some(path) => match Pidfile::lock(path.clone()) {
+                Ok(pidfile) => Some(pidfile),
+                Err(error) => {
+                    plan.discard();
+                    return Err(error);
+                }
+            },
+            None => None,
+        };
+        let (read_end, write_end) = match sys::pipe_cloexec() {
+            Ok(pipe) => pipe,
+            Err(source) => {
+                abandon(&plan, pidfile);
+                return Err(Error::System {
+                    action: SystemAction::ReadinessPipe,
+                    source,
+                });
+            }
+        };
+        match sys::fork() {
+            Err(source) => {
+                sys::close(read_end);
+                sys::close(write_end);
+                abandon(&plan, pidfile);
+                Err(Error::System {
+                    action: SystemAction::Fork,
+                    source,
+                })
+            }
+            Ok(Forked::Child) => {
+                sys::close(read_end);
+                let notifier = Notifier::new(write_end);
+                become_daemon(&plan, pidfile, notifier);
+                Ok(())
+            }
+            Ok(Forked::Parent(child)) => {
+                sys::close(write_end);
+                // The first child leaves right after the second fork: reap it, no zombie.
+                let _ = sys::wait_child(child);
+                let result = await_readiness(
+                    Listener::new(read_end),
+                    self.ready_timeout,
+                    &plan,
+                    pidfile.as_ref(),
+                );
+                match result {
+                    Ok(()) => {
+                        drop(pidfile); // the daemon's descriptor keeps the lock
+                        std::process::exit(0)
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+        }
+    }
+
+    fn display_name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        std::env::args_os()
+            .next()
+            .and_then(|argv0| {
+                Path::new(&argv0)
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "daemon".to_owned())
+    }
+}
+
+/// What `main` may return under [`Daemon::run`] and `#[daemon]`: `()` or `Result<(), E>`.
+///
+/// With `ready = "manual"`, an `Err` returned before [`ready()`](crate::ready()) is printed by
+/// the launcher with `{:?}`, as Rust's own `main` prints it.
+#[diagnostic::on_unimplemented(
+    message = "`#[daemon]` main must return `()` or `Result<(), E>` where `E: Debug`, not `{Self}`",
+    label = "this return type is not supported by `#[daemon]`"
+)]
+pub trait MainOutput: std::process::Termination {
+    /// The error to report to the launcher, if this is one.
+    fn error_message(&self) -> Option<String>;
+}
+
+impl MainOutput for () {
+    fn error_message(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: Debug> MainOutput for Result<(), E> {
+    fn error_message(&self) -> Option<String> {
+        self.as_ref().err().map(|error| format!("{error:?}"))
+    }
+}
+
+/// Everything resolved and opened before the fork (SPEC §3 step 3), so that the children
+/// only make system calls on ready values.
+struct Plan {
+    pidfile: Option<PathBuf>,
+    workdir: PathBuf,
+    workdir_c: CString,
+    devnull: RawFd,
+    stdout: Option<LogFile>,
+    stderr: Option<LogFile>,
+    umask: u32,
+    core_dumps: bool,
+    ready: Ready,
+}
+
+struct LogFile {
+    fd: RawFd,
+    path: PathBuf,
+    created: bool,
+}
+
+impl Plan {
+    fn prepare(daemon: &Daemon) -> Result<Plan, Error> {
+        let mut cwd = Cwd::default();
+        let pidfile = match &daemon.pidfile {
+            Some(path) => Some(paths::resolve("pidfile", path, &mut cwd)?),
+            None => None,
+        };
+        let workdir = paths::resolve("workdir", &daemon.workdir, &mut cwd)?;
+        let stdout = match &daemon.stdout {
+            Some(path) => Some(paths::resolve("stdout", path, &mut cwd)?),
+            None => None,
+        };
+        let stderr = match &daemon.stderr {
+            Some(path) => Some(paths::resolve("stderr", path, &mut cwd)?),
+            None => None,
+        };
+        let workdir_c = c_path(&workdir, PathAction::Workdir)?;
+        check_workdir(&workdir, &workdir_c)?;
+        let devnull = sys::open(c"/dev/null", libc::O_RDWR, 0).map_err(|source| Error::Path {
+            action: PathAction::OpenDevNull,
+            path: PathBuf::from("/dev/null"),
+            source,
+        })?;
+        let mut plan = Plan {
+            pidfile,
+            workdir,
+            workdir_c,
+            devnull,
+            stdout: None,
+            stderr: None,
+            umask: daemon.umask,
+            core_dumps: daemon.core_dumps,
+            ready: daemon.ready,
+        };
+        for (path, action) in [
+            (stdout, PathAction::OpenStdout),
+            (stderr, PathAction::OpenStderr),
+        ] {
+            let Some(path) = path else { continue };
+            match LogFile::open(path, action) {
+                Ok(log) if action == PathAction::OpenStdout => plan.stdout = Some(log),
+                Ok(log) => plan.stderr = Some(log),
+                Err(error) => {
+                    plan.discard();
+                    return Err(error);
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Undoes [`Plan::prepare`] in the launcher after a failure before the fork: closes what
+    /// it opened and removes the log files it created.
+    fn discard(&self) {
+        sys::close(self.devnull);
+        for log in [&self.stdout, &self.stderr].into_iter().flatten() {
+            sys::close(log.fd);
+            if log.created {
+                let _ = std::fs::remove_file(&log.path);
+            }
+        }
+    }
+}
+
+/// Gives up in the launcher after the pidfile was locked and before the fork.
+fn abandon(plan: &Plan, pidfile: Option<Pidfile>) {
+    if let Some(pidfile) = pidfile {
+        pidfile.remove();
+    }
+    plan.discard();
+}
+
+impl LogFile {
+    fn open(path: PathBuf, action: PathAction) -> Result<LogFile, Error> {
+        let failed = |source| Error::Path {
+            action,
+            path: path.clone(),
+            source,
+        };
+        let c_path = c_path(&path, action)?;
+        // O_NONBLOCK only while opening: a FIFO without a reader fails (ENXIO) instead of
+        // hanging the launcher.
+        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK;
+        let (fd, created) = match sys::open(&c_path, flags | libc::O_CREAT | libc::O_EXCL, 0o640) {
+            Ok(fd) => (fd, true),
+            Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {
+                (sys::open(&c_path, flags, 0).map_err(failed)?, false)
+            }
+            Err(error) => return Err(failed(error)),
+        };
+        let finish = sys::clear_nonblock(fd).and_then(|()| match created {
+            true => sys::fchmod(fd, 0o640),
+            false => Ok(()),
+        });
+        if let Err(error) = finish {
+            sys::close(fd);
+            if created {
+                let _ = std::fs::remove_file(&path);
+            }
+            return Err(failed(error));
+        }
+        Ok(LogFile { fd, path, created })
+    }
+}
+
+fn c_path(path: &Path, action: PathAction) -> Result<CString, Error> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Path {
+        action,
+        path: path.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"),
+    })
+}
+
+fn check_workdir(path: &Path, c_path: &CString) -> Result<(), Error> {
+    let failed = |source| Error::Path {
+        action: PathAction::Workdir,
+        path: path.to_owned(),
+        source,
+    };
+    let id = sys::stat(c_path).map_err(failed)?;
+    if !id.is_dir() {
+        return Err(failed(io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    sys::can_enter(c_path).map_err(failed)
+}
+
+/// The daemon's set-up steps, as they travel over the readiness pipe.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Step {
+    Setsid = 1,
+    Fork = 2,
+    Stdio = 3,
+    Workdir = 4,
+    Signals = 5,
+    CoreLimit = 6,
+    WritePid = 7,
+    ExitHandler = 8,
+}
+
+impl Step {
+    fn error(code: u8, errno: i32, plan: &Plan) -> Error {
+        let source = io::Error::from_raw_os_error(errno);
+        let system = |action| Error::System {
+            action,
+            source: io::Error::from_raw_os_error(errno),
+        };
+        match code {
+            1 => system(SystemAction::Setsid),
+            2 => system(SystemAction::Fork),
+            3 => system(SystemAction::Stdio),
+            4 => Error::Path {
+                action: PathAction::Workdir,
+                path: plan.workdir.clone(),
+                source,
+            },
+            5 => system(SystemAction::Signals),
+            6 => system(SystemAction::CoreLimit),
+            7 => Error::Path {
+                action: PathAction::WritePidfile,
+                path: plan.pidfile.clone().unwrap_or_default(),
+                source,
+            },
+            _ => system(SystemAction::ExitHandler),
+        }
+    }
+}
+
+/// The two children. Only system calls on values prepared by the launcher run here until
+/// set-up is over: no allocation, no lock (SPEC §3 steps 5-10). Returns only in the daemon,
+/// set up; every failure is sent to the launcher and ends the process with `_exit(1)`.
+fn become_daemon(plan: &Plan, pidfile: Option<Pidfile>, notifier: Notifier) {
+    // First child: a new session, so that the daemon belongs to no terminal's session.
+    if let Err(error) = sys::setsid() {
+        notifier.step_failed(Step::Setsid as u8, &error);
+        sys::exit_now(1);
+    }
+    match sys::fork() {
+        Err(error) => {
+            notifier.step_failed(Step::Fork as u8, &error);
+            sys::exit_now(1);
+        }
+        // `_exit`, never `exit`: the atexit handlers and stdio buffers are the launcher's.
+        Ok(Forked::Parent(_)) => sys::exit_now(0),
+        Ok(Forked::Child) => {}
+    }
+    // The daemon: not a session leader, so it can never acquire a controlling terminal.
+    notifier.pid(sys::getpid());
+    let fail = |step: Step, error: io::Error| -> ! {
+        notifier.step_failed(step as u8, &error);
+        pidfile::remove_at_exit();
+        sys::exit_now(1);
+    };
+    if let Some(pidfile) = pidfile {
+        pidfile.keep_until_exit();
+    }
+    // Step 6: stdio. Every fd of ours is above 2 (fds::ensure_standard_open saw to that).
+    let stdout = plan.stdout.as_ref().map_or(plan.devnull, |log| log.fd);
+    let stderr = plan.stderr.as_ref().map_or(plan.devnull, |log| log.fd);
+    for (from, to) in [(plan.devnull, 0), (stdout, 1), (stderr, 2)] {
+        if let Err(error) = sys::dup2(from, to) {
+            fail(Step::Stdio, error);
+        }
+    }
+    sys::close(plan.devnull);
+    for log in [&plan.stdout, &plan.stderr].into_iter().flatten() {
+        sys::close(log.fd);
+    }
+    // Step 7: umask, working directory.
+    sys::umask(plan.umask);
+    if let Err(error) = sys::chdir(&plan.workdir_c) {
+        fail(Step::Workdir, error);
+    }
+    // Step 8: signals. The SIGTERM handler removes the pidfile, so it comes after
+    // `keep_until_exit` above.
+    if let Err(error) = signals::for_daemon() {
+        fail(Step::Signals, error);
+    }
+    if !plan.core_dumps {
+        if let Err(error) = sys::forbid_core_dumps() {
+            fail(Step::CoreLimit, error);
+        }
+    }
+    if let Err(error) = sys::at_exit(pidfile::remove_at_exit) {
+        fail(Step::ExitHandler, error);
+    }
+    // Step 9: the pid, while holding the lock.
+    if let Err(error) = pidfile::write_daemon_pid(sys::getpid()) {
+        fail(Step::WritePid, error);
+    }
+    // Step 12.
+    match plan.ready {
+        Ready::Auto => notifier.ready(),
+        Ready::Manual => notifier.park(),
+    }
+}
+
+/// The launcher's side of step 12: wait for the daemon's word, or its end, or the deadline.
+fn await_readiness(
+    mut listener: Listener,
+    timeout: Duration,
+    plan: &Plan,
+    pidfile: Option<&Pidfile>,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    let mut pid = None;
+    let error = loop {
+        let message = listener.next(deadline).map_err(|source| Error::System {
+            action: SystemAction::ReadinessWait,
+            source,
+        })?;
+        match message {
+            Message::Pid(daemon) => pid = Some(daemon),
+            Message::Ready => return Ok(()),
+            Message::StepFailed { step, errno } => break Step::error(step, errno, plan),
+            Message::Failed(message) => break Error::Main { message },
+            Message::Closed => break Error::ExitedBeforeReady,
+            Message::TimedOut => {
+                if let Some(daemon) = pid {
+                    stop(daemon, &mut listener);
+                }
+                break Error::NotReady {
+                    timeout,
+                    pid: pid.map(|pid| pid as u32),
+                };
+            }
+        }
+    };
+    // Return only once the daemon is gone, so that "exit 1" also means "nothing left".
+    listener.wait_closed(Instant::now() + readiness::GONE_WAIT);
+    if let Some(pidfile) = pidfile {
+        pidfile.remove();
+    }
+    Err(error)
+}
+
+/// Stops a daemon that missed its deadline: SIGTERM (its handler removes the pidfile), then
+/// SIGKILL if it is still there after a moment.
+fn stop(pid: sys::pid_t, listener: &mut Listener) {
+    let _ = sys::kill(pid, libc::SIGTERM);
+    if !listener.wait_closed(Instant::now() + readiness::GONE_WAIT) {
+        let _ = sys::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// The number of threads of this process, where the system tells.
+fn thread_count() -> Option<usize> {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        std::fs::read_dir("/proc/self/task")
+            .ok()
+            .map(Iterator::count)
+    } else {
+        None
+    }
+}

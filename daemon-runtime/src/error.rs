@@ -1,0 +1,216 @@
+//! The one error type. Its `Display` is the sentence the launcher prints after `NAME: `.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why the daemon did not start. The launcher prints it as `NAME: {error}` and exits 1.
+///
+/// Every variant says what failed and why; the ones that involve a file carry its path, the
+/// ones that come from a system call carry the `errno` as [`io::Error`] (its
+/// [`source`](std::error::Error::source)).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The process already had several threads: `fork` would keep only the calling one.
+    Threads {
+        /// How many threads there were.
+        count: usize,
+    },
+    /// A path setting uses an environment variable that is not set and has no default.
+    Variable {
+        /// The setting, such as `"pidfile"`.
+        setting: &'static str,
+        /// The path as written, before expansion.
+        template: String,
+        /// The variable that is not set.
+        variable: String,
+    },
+    /// A path setting given to the builder has a malformed `$` expansion.
+    Template {
+        /// The setting, such as `"pidfile"`.
+        setting: &'static str,
+        /// The path as written.
+        template: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A file or directory could not be used.
+    Path {
+        /// What was being done.
+        action: PathAction,
+        /// The path, expanded and absolute.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// Another instance holds the pidfile's lock.
+    AlreadyRunning {
+        /// The pid it wrote, if it could be read.
+        pid: Option<u32>,
+        /// The pidfile.
+        pidfile: PathBuf,
+    },
+    /// A system call that involves no path failed.
+    System {
+        /// What was being done.
+        action: SystemAction,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The daemon did not become ready within `ready_timeout`, and was stopped.
+    NotReady {
+        /// The `ready_timeout` that passed.
+        timeout: Duration,
+        /// The daemon that was stopped, if its pid was known.
+        pid: Option<u32>,
+    },
+    /// The daemon exited (or was killed) before it became ready, without saying why.
+    ExitedBeforeReady,
+    /// The body of `main` returned an error or panicked before it called
+    /// [`ready()`](crate::ready()).
+    Main {
+        /// What it said.
+        message: String,
+    },
+}
+
+/// What was being done to a path when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathAction {
+    /// Opening (or creating) the pidfile.
+    OpenPidfile,
+    /// Checking or locking the pidfile.
+    LockPidfile,
+    /// Writing the pid into the pidfile.
+    WritePidfile,
+    /// Checking or entering the working directory.
+    Workdir,
+    /// Opening the `stdout` log file.
+    OpenStdout,
+    /// Opening the `stderr` log file.
+    OpenStderr,
+    /// Opening `/dev/null`.
+    OpenDevNull,
+}
+
+/// What was being done when a system call without a path failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SystemAction {
+    /// Finding the directory relative paths are resolved against.
+    CurrentDir,
+    /// Closing inherited descriptors.
+    CloseDescriptors,
+    /// Resetting signal dispositions and the signal mask.
+    Signals,
+    /// Creating the readiness pipe.
+    ReadinessPipe,
+    /// Waiting on the readiness pipe.
+    ReadinessWait,
+    /// Forking.
+    Fork,
+    /// Starting a new session.
+    Setsid,
+    /// Pointing stdin, stdout and stderr at their targets.
+    Stdio,
+    /// Setting `RLIMIT_CORE`.
+    CoreLimit,
+    /// Registering the pidfile removal at exit.
+    ExitHandler,
+}
+
+impl fmt::Display for PathAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathAction::OpenPidfile => "cannot open pidfile",
+            PathAction::LockPidfile => "cannot lock pidfile",
+            PathAction::WritePidfile => "cannot write pidfile",
+            PathAction::Workdir => "cannot use working directory",
+            PathAction::OpenStdout => "cannot open stdout log",
+            PathAction::OpenStderr => "cannot open stderr log",
+            PathAction::OpenDevNull => "cannot open",
+        })
+    }
+}
+
+impl fmt::Display for SystemAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SystemAction::CurrentDir => {
+                "cannot read the current directory (to resolve relative paths)"
+            }
+            SystemAction::CloseDescriptors => "cannot close inherited descriptors",
+            SystemAction::Signals => "cannot reset signals",
+            SystemAction::ReadinessPipe => "cannot create the readiness pipe",
+            SystemAction::ReadinessWait => "cannot wait for readiness",
+            SystemAction::Fork => "cannot fork",
+            SystemAction::Setsid => "cannot start a new session (setsid)",
+            SystemAction::Stdio => "cannot redirect stdin, stdout and stderr",
+            SystemAction::CoreLimit => "cannot disable core dumps (RLIMIT_CORE)",
+            SystemAction::ExitHandler => "cannot register the pidfile removal at exit",
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Threads { count } => write!(
+                f,
+                "cannot daemonize a process that has {count} threads: fork keeps only the calling \
+                 thread; start the daemon first thing in main, before anything spawns a thread \
+                 (an async runtime, a thread pool, a logger)"
+            ),
+            Error::Variable { setting, template, variable } => write!(
+                f,
+                "cannot expand {setting} \"{template}\": environment variable {variable} is not set \
+                 (write ${{{variable}:-default}} to give a fallback)"
+            ),
+            Error::Template { setting, template, reason } => {
+                write!(f, "cannot expand {setting} \"{template}\": {reason}")
+            }
+            Error::Path { action, path, source } => {
+                write!(f, "{action} {}: {}", path.display(), describe(source))
+            }
+            Error::AlreadyRunning { pid: Some(pid), .. } => write!(f, "already running (pid {pid})"),
+            Error::AlreadyRunning { pid: None, pidfile } => write!(
+                f,
+                "already running (pidfile {} is locked by another process)",
+                pidfile.display()
+            ),
+            Error::System { action, source } => write!(f, "{action}: {}", describe(source)),
+            Error::NotReady { timeout, pid } => {
+                write!(f, "not ready within {timeout:?} (ready_timeout); ")?;
+                match pid {
+                    Some(pid) => write!(f, "stopped the daemon (pid {pid})"),
+                    None => write!(f, "stopped the daemon"),
+                }
+            }
+            Error::ExitedBeforeReady => f.write_str(
+                "the daemon exited before it was ready (its stderr log may say why)",
+            ),
+            Error::Main { message } => f.write_str(message),
+        }
+    }
+}
+
+/// `io::Error`'s own text, without the `(os error N)` tail for errors that have a message.
+fn describe(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Path { source, .. } | Error::System { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

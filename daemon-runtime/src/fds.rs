@@ -1,0 +1,81 @@
+//! SPEC §3 step 1: close every inherited descriptor above 2, except the ones asked for.
+//!
+//! The cost does not depend on `RLIMIT_NOFILE`: `close_range(2)` closes the gaps between the
+//! kept descriptors in a few calls; without it, `/proc/self/fd` lists what is really open; only
+//! when both are missing does a loop run, bounded by the soft limit and by [`LOOP_BOUND`].
+
+use crate::sys;
+use std::os::fd::RawFd;
+
+/// The most descriptors the last-resort loop visits.
+const LOOP_BOUND: u64 = 65_536;
+
+/// Makes sure descriptors 0, 1 and 2 are open (on `/dev/null` where they were closed), so that
+/// no file of ours can land on them and the launcher's messages go nowhere harmful.
+pub(crate) fn ensure_standard_open() -> std::io::Result<()> {
+    for fd in 0..=2 {
+        if !sys::is_open(fd) {
+            // The lowest free number is taken: `fd` itself, since the lower ones are open.
+            let opened = sys::open(c"/dev/null", libc::O_RDWR, 0)?;
+            if opened != fd {
+                sys::dup2(opened, fd)?;
+                sys::close(opened);
+            }
+            // A standard descriptor must survive exec.
+            sys::set_inheritable(fd)?;
+        }
+    }
+    Ok(())
+}
+
+/// Closes every descriptor above 2 that is not in `keep`.
+pub(crate) fn close_inherited(keep: &[RawFd]) -> std::io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&fd| fd > 2)
+        .map(|&fd| fd as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    if close_gaps(&keep).is_ok() {
+        return Ok(());
+    }
+    if let Some(open) = listed_descriptors() {
+        for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+            sys::close(fd as RawFd);
+        }
+        return Ok(());
+    }
+    let bound = sys::open_files_limit().min(LOOP_BOUND) as u32;
+    for fd in (3..bound).filter(|fd| !keep.contains(fd)) {
+        sys::close(fd as RawFd);
+    }
+    Ok(())
+}
+
+/// close_range over `3..` minus `keep` (sorted): one call per gap.
+fn close_gaps(keep: &[u32]) -> std::io::Result<()> {
+    let mut first = 3u32;
+    for &kept in keep {
+        if kept > first {
+            sys::close_range(first, kept - 1)?;
+        }
+        first = kept + 1;
+    }
+    sys::close_range(first, u32::MAX)
+}
+
+/// The open descriptors, from `/proc/self/fd` (Linux) or `/dev/fd` (the BSDs, macOS).
+fn listed_descriptors() -> Option<Vec<u32>> {
+    for dir in ["/proc/self/fd", "/dev/fd"] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            // Collect first: the directory's own descriptor is in the list, and closing it
+            // while reading would end the listing early. It is closed when `entries` drops.
+            let fds = entries
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            return Some(fds);
+        }
+    }
+    None
+}

@@ -1,0 +1,74 @@
+//! Turn a Rust program into a correct Unix daemon with one attribute.
+//!
+//! ```no_run
+//! #[daemon_runtime::daemon(pidfile = "/run/mysvc.pid", umask = 0o022)]
+//! fn main() {
+//!     // runs inside the fully set-up daemon
+//! }
+//! ```
+//!
+//! The program you start (the *launcher*) does the classic double fork and returns only when
+//! the daemon is ready or has failed: exit status 0 means the daemon runs and its pidfile names
+//! it; exit status 1 comes with `NAME: what failed: why` on stderr and leaves nothing behind.
+//!
+//! The daemon itself has closed every inherited descriptor, reset every signal disposition and
+//! emptied its signal mask, lives in its own session without a controlling terminal (and can
+//! never acquire one), has its umask and working directory set, stdio on `/dev/null` or its log
+//! files, holds the lock on its pidfile for its whole life, ignores `SIGTSTP`/`SIGTTIN`/`SIGTTOU`,
+//! and on `SIGTERM` or `SIGINT` removes its pidfile and exits 0 at once.
+//!
+//! [`Daemon`] is the same thing as a builder, for those who prefer to write it out; the
+//! attribute expands to exactly its calls.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod daemon;
+mod error;
+mod fds;
+mod paths;
+mod pidfile;
+mod readiness;
+mod signals;
+mod sys;
+
+pub use crate::daemon::{Daemon, MainOutput, Ready};
+pub use crate::error::{Error, PathAction, SystemAction};
+pub use crate::readiness::ready;
+
+/// Turns `fn main` into a correct Unix daemon.
+///
+/// ```no_run
+/// #[daemon_runtime::daemon(pidfile = "${RUNTIME_DIRECTORY:-/run}/mysvc.pid", stdout = "/var/log/mysvc.log")]
+/// fn main() -> Result<(), std::io::Error> {
+///     // runs inside the daemon
+///     Ok(())
+/// }
+/// ```
+///
+/// Every key is optional. The attribute expands to the [`Daemon`] builder calls of the same
+/// names, followed by [`Daemon::run`] with `main`'s body.
+///
+/// | key | value | default | meaning |
+/// |---|---|---|---|
+/// | `pidfile` | path string | none | created 0644, locked for life, `PID\n`, removed at exit |
+/// | `umask` | integer ≤ `0o777` | `0o022` | the daemon's file-mode creation mask |
+/// | `workdir` | path string | `"/"` | the daemon's working directory (must exist) |
+/// | `stdout`, `stderr` | path string | `/dev/null` | opened for append, created 0640 |
+/// | `keep_fds` | `[int, ...]` | `[]` | inherited descriptors that stay open |
+/// | `ready` | `"auto"`, `"manual"` | `"auto"` | `"manual"`: ready when the body calls [`ready()`] |
+/// | `ready_timeout` | seconds | `30` | how long the launcher waits for readiness |
+/// | `core_dumps` | bool | `false` | `false` sets `RLIMIT_CORE` to 0 |
+/// | `name` | string | the binary's name | used in the launcher's messages |
+/// | `crate` | path string | `"::daemon_runtime"` | where the runtime is, for re-exporters |
+/// | `shutdown` | `"exit"` | `"exit"` | `SIGTERM`/`SIGINT` remove the pidfile and exit 0 |
+/// | `control` | `false` | `false` | (`true` is planned) |
+/// | `user`, `group`, `chroot`, `detach`, `stop_timeout` | | | planned: a compile error today |
+///
+/// Path strings expand `$VAR`, `${VAR}` and `${VAR:-default}` from the launcher's environment
+/// at start-up (an unset variable without default is a start-up error that names it; `$$` is a
+/// literal `$`); relative paths are resolved against the directory the program was started in.
+///
+/// `main` may return `()` or `Result<(), E>` with `E: Debug`; it must take no arguments and
+/// be neither `async` nor generic.
+#[doc(inline)]
+pub use daemon_macros::daemon;

@@ -1,0 +1,287 @@
+//! SPEC §3 steps 10 and 12: the readiness pipe between the daemon and its launcher.
+//!
+//! The daemon writes frames `[tag][length: u32 LE][payload]`: its pid, then either "ready",
+//! a failed set-up step with its `errno`, or a failure message from `main`. The launcher reads
+//! them with a deadline (`ready_timeout`). End of file without "ready" means the daemon is
+//! gone: the write end is `O_CLOEXEC`, so only the daemon (and the children it forks without
+//! exec) hold it.
+
+use crate::sys;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const PID: u8 = b'P';
+const READY: u8 = b'R';
+const STEP: u8 = b'S';
+const FAILED: u8 = b'F';
+
+/// The write end, parked here in `ready = "manual"` mode until [`ready`] is called.
+static PENDING: AtomicI32 = AtomicI32::new(-1);
+
+/// Tells the launcher that the daemon is ready: it prints nothing and exits 0.
+///
+/// Only needed with `ready = "manual"` (with `"auto"` the daemon is ready when `main`'s body
+/// starts). Call it once the service can do its job, e.g. after binding its sockets. Later
+/// calls, and calls in a process that is not a starting daemon, do nothing.
+///
+/// If `main` returns, returns an `Err` or panics before calling it, the launcher prints why and
+/// exits 1; if `ready_timeout` passes first, the launcher stops the daemon and exits 1.
+pub fn ready() {
+    let fd = PENDING.swap(-1, Ordering::SeqCst);
+    if fd >= 0 {
+        let _ = send(fd, READY, &[]);
+        sys::close(fd);
+    }
+}
+
+/// Whether the launcher is still waiting for [`ready`].
+pub(crate) fn is_pending() -> bool {
+    PENDING.load(Ordering::SeqCst) >= 0
+}
+
+/// Sends `message` to the waiting launcher, which prints it and exits 1.
+pub(crate) fn fail(message: &str) {
+    let fd = PENDING.swap(-1, Ordering::SeqCst);
+    if fd >= 0 {
+        let _ = send(fd, FAILED, message.as_bytes());
+        sys::close(fd);
+    }
+}
+
+/// The last panic message of this process, kept for [`fail`] by the hook of [`capture_panics`].
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Installs a panic hook that remembers the message (then runs the previous hook, which
+/// prints it to stderr as usual). With `panic = "abort"` there is no unwinding to catch, so
+/// the hook reports to the launcher itself.
+pub(crate) fn capture_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if is_pending() {
+            let payload = info.payload();
+            let text = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("Box<dyn Any>");
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()));
+            let message = format!(
+                "main panicked before it was ready{}: {text}",
+                at.unwrap_or_default()
+            );
+            if cfg!(panic = "abort") {
+                fail(&message);
+            } else if let Ok(mut last) = LAST_PANIC.lock() {
+                *last = Some(message);
+            }
+        }
+        previous(info);
+    }));
+}
+
+/// Reports the panic that is unwinding out of `main`.
+pub(crate) fn fail_with_panic() {
+    let message = LAST_PANIC.lock().ok().and_then(|mut last| last.take());
+    fail(
+        message
+            .as_deref()
+            .unwrap_or("main panicked before it was ready"),
+    );
+}
+
+/// The daemon's end of the pipe, during set-up.
+pub(crate) struct Notifier(RawFd);
+
+impl Notifier {
+    pub(crate) fn new(fd: RawFd) -> Notifier {
+        Notifier(fd)
+    }
+
+    /// Sends the daemon's pid. Allocates nothing.
+    pub(crate) fn pid(&self, pid: sys::pid_t) {
+        let _ = send(self.0, PID, &pid.to_le_bytes());
+    }
+
+    /// Sends the failed set-up step and its errno. Allocates nothing.
+    pub(crate) fn step_failed(&self, step: u8, error: &io::Error) {
+        let errno = error.raw_os_error().unwrap_or(0);
+        let mut payload = [0u8; 5];
+        payload[0] = step;
+        payload[1..].copy_from_slice(&errno.to_le_bytes());
+        let _ = send(self.0, STEP, &payload);
+    }
+
+    /// Set-up is over and the daemon is ready.
+    pub(crate) fn ready(self) {
+        let _ = send(self.0, READY, &[]);
+        sys::close(self.0);
+    }
+
+    /// Set-up is over; readiness waits for [`ready`].
+    pub(crate) fn park(self) {
+        PENDING.store(self.0, Ordering::SeqCst);
+    }
+}
+
+fn send(fd: RawFd, tag: u8, payload: &[u8]) -> io::Result<()> {
+    let mut header = [0u8; 5];
+    header[0] = tag;
+    header[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    sys::write_all(fd, &header)?;
+    sys::write_all(fd, payload)
+}
+
+/// What the launcher heard.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Message {
+    Pid(sys::pid_t),
+    Ready,
+    StepFailed {
+        step: u8,
+        errno: i32,
+    },
+    Failed(String),
+    /// Every write end is closed: the daemon is gone.
+    Closed,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// The launcher's end of the pipe.
+pub(crate) struct Listener {
+    fd: RawFd,
+    buf: Vec<u8>,
+    closed: bool,
+}
+
+impl Listener {
+    pub(crate) fn new(fd: RawFd) -> Listener {
+        Listener {
+            fd,
+            buf: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// The next message, waiting until `deadline` at most.
+    pub(crate) fn next(&mut self, deadline: Instant) -> io::Result<Message> {
+        loop {
+            if let Some(message) = self.parse() {
+                return Ok(message);
+            }
+            if self.closed {
+                return Ok(Message::Closed);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Message::TimedOut);
+            }
+            let timeout = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            match sys::wait_readable(self.fd, timeout) {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
+            let mut chunk = [0u8; 4096];
+            match sys::read(self.fd, &mut chunk)? {
+                0 => self.closed = true,
+                n => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Waits (until `deadline` at most) for every write end to close, discarding messages.
+    pub(crate) fn wait_closed(&mut self, deadline: Instant) -> bool {
+        loop {
+            match self.next(deadline) {
+                Ok(Message::Closed) => return true,
+                Ok(Message::TimedOut) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn parse(&mut self) -> Option<Message> {
+        if self.buf.len() < 5 {
+            return None;
+        }
+        let len = u32::from_le_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if self.buf.len() < 5 + len {
+            return None;
+        }
+        let tag = self.buf[0];
+        let payload: Vec<u8> = self.buf.drain(..5 + len).skip(5).collect();
+        Some(match (tag, payload.as_slice()) {
+            (PID, &[a, b, c, d]) => Message::Pid(sys::pid_t::from_le_bytes([a, b, c, d])),
+            (READY, []) => Message::Ready,
+            (STEP, &[step, a, b, c, d]) => Message::StepFailed {
+                step,
+                errno: i32::from_le_bytes([a, b, c, d]),
+            },
+            (FAILED, text) => Message::Failed(String::from_utf8_lossy(text).into_owned()),
+            _ => Message::Failed(format!(
+                "unexpected message on the readiness pipe (tag {tag})"
+            )),
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        sys::close(self.fd);
+    }
+}
+
+/// How long the launcher waits for a daemon it stopped, or that failed, to be gone.
+pub(crate) const GONE_WAIT: Duration = Duration::from_secs(3);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_cross_a_real_pipe_in_order() {
+        let (read_end, write_end) = sys::pipe_cloexec().unwrap();
+        let notifier = Notifier::new(write_end);
+        notifier.pid(4242);
+        notifier.step_failed(4, &io::Error::from_raw_os_error(libc::ENOENT));
+        send(write_end, FAILED, b"boom").unwrap();
+        notifier.ready(); // closes the write end
+        let mut listener = Listener::new(read_end);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(listener.next(deadline).unwrap(), Message::Pid(4242));
+        assert_eq!(
+            listener.next(deadline).unwrap(),
+            Message::StepFailed {
+                step: 4,
+                errno: libc::ENOENT
+            }
+        );
+        assert_eq!(
+            listener.next(deadline).unwrap(),
+            Message::Failed("boom".into())
+        );
+        assert_eq!(listener.next(deadline).unwrap(), Message::Ready);
+        assert_eq!(listener.next(deadline).unwrap(), Message::Closed);
+    }
+
+    #[test]
+    fn a_silent_open_pipe_times_out() {
+        let (read_end, write_end) = sys::pipe_cloexec().unwrap();
+        let mut listener = Listener::new(read_end);
+        let start = Instant::now();
+        assert_eq!(
+            listener.next(start + Duration::from_millis(50)).unwrap(),
+            Message::TimedOut
+        );
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        sys::close(write_end);
+        assert!(listener.wait_closed(Instant::now() + Duration::from_secs(5)));
+    }
+}

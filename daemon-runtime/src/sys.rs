@@ -1,0 +1,401 @@
+//! Every system call of the crate, and so every `unsafe` block, lives here.
+//!
+//! The wrappers are thin: each turns a return code into `io::Result` through [`cvt`] and
+//! allocates nothing, so that the children between `fork` and the end of set-up can call
+//! them (they must stay async-signal-safe, see fork(2) and signal-safety(7)).
+
+use std::ffi::CStr;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::RawFd;
+
+pub(crate) use libc::pid_t;
+
+/// The one place that turns a `-1` return code into the thread's `errno`.
+pub(crate) fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {
+    if ret.is_minus_one() {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Like [`cvt`], retrying while the call was interrupted by a signal.
+fn cvt_retry<T: IsMinusOne>(mut call: impl FnMut() -> T) -> io::Result<T> {
+    loop {
+        match cvt(call()) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+pub(crate) trait IsMinusOne: Copy {
+    fn is_minus_one(self) -> bool;
+}
+
+macro_rules! impl_is_minus_one {
+    ($($t:ty)*) => {$(
+        impl IsMinusOne for $t {
+            fn is_minus_one(self) -> bool { self == -1 }
+        }
+    )*};
+}
+impl_is_minus_one!(i32 i64 isize);
+
+/// open(2). Always adds `O_CLOEXEC` and `O_NOCTTY`: no descriptor of ours leaks into a
+/// program the daemon executes, and opening a terminal never makes it our controlling one.
+pub(crate) fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<RawFd> {
+    let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    cvt_retry(|| unsafe { libc::open(path.as_ptr(), flags, libc::c_uint::from(mode)) })
+}
+
+/// close(2). Errors are ignored: after close the descriptor is gone whatever it returns.
+pub(crate) fn close(fd: RawFd) {
+    // SAFETY: closing a descriptor number has no memory-safety requirement; callers only pass
+    // descriptors they own.
+    unsafe { libc::close(fd) };
+}
+
+/// fcntl(2) `F_GETFD`: whether `fd` is an open descriptor.
+pub(crate) fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD takes no pointer argument.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// dup2(2).
+pub(crate) fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: no pointers; both are plain descriptor numbers.
+    cvt_retry(|| unsafe { libc::dup2(from, to) }).map(drop)
+}
+
+/// pipe2(2) with `O_CLOEXEC`; where pipe2 is missing, pipe(2) and `FD_CLOEXEC` (we are single
+/// threaded when this runs, so nothing can fork in between).
+pub(crate) fn pipe_cloexec() -> io::Result<(RawFd, RawFd)> {
+    let mut fds = [0 as RawFd; 2];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // SAFETY: `fds` has room for the two descriptors pipe writes.
+        cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+        for fd in fds {
+            // SAFETY: F_SETFD takes an integer argument.
+            cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        }
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// write(2) of the whole buffer.
+pub(crate) fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is valid for reads of `bytes.len()` bytes.
+        let written = cvt_retry(|| unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) })?;
+        bytes = &bytes[written as usize..];
+    }
+    Ok(())
+}
+
+/// read(2) into `buf`; 0 means end of file.
+pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    cvt_retry(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }).map(|n| n as usize)
+}
+
+/// pread(2) into `buf` from offset 0.
+pub(crate) fn pread_start(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    cvt_retry(|| unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
+        .map(|n| n as usize)
+}
+
+/// pwrite(2) of the whole buffer at offset 0.
+pub(crate) fn pwrite_start(fd: RawFd, bytes: &[u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        let rest = &bytes[done..];
+        // SAFETY: `rest` is valid for reads of `rest.len()` bytes.
+        let written = cvt_retry(|| unsafe {
+            libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), done as libc::off_t)
+        })?;
+        done += written as usize;
+    }
+    Ok(())
+}
+
+/// ftruncate(2).
+pub(crate) fn ftruncate(fd: RawFd, len: usize) -> io::Result<()> {
+    // SAFETY: no pointers.
+    cvt_retry(|| unsafe { libc::ftruncate(fd, len as libc::off_t) }).map(drop)
+}
+
+/// fchmod(2).
+pub(crate) fn fchmod(fd: RawFd, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: no pointers.
+    cvt(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
+/// flock(2) `LOCK_EX | LOCK_NB`: `Ok(false)` when another open file description holds it.
+pub(crate) fn try_lock_exclusive(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: no pointers.
+    match cvt_retry(|| unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(error) if error.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Device and inode of a file: what "the same file" means for the pidfile.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct FileId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) mode: u32,
+}
+
+impl FileId {
+    pub(crate) fn is_regular(self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+
+    pub(crate) fn is_dir(self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    pub(crate) fn same_file(self, other: FileId) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    fn from_stat(stat: &libc::stat) -> FileId {
+        FileId {
+            dev: stat.st_dev as u64,
+            ino: stat.st_ino as u64,
+            mode: stat.st_mode as u32,
+        }
+    }
+}
+
+/// fstat(2).
+pub(crate) fn fstat(fd: RawFd) -> io::Result<FileId> {
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `stat` is valid for a write of one `struct stat`.
+    cvt(unsafe { libc::fstat(fd, stat.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so it filled `stat`.
+    Ok(FileId::from_stat(unsafe { stat.assume_init_ref() }))
+}
+
+/// lstat(2): the path itself, a symbolic link is not followed.
+pub(crate) fn lstat(path: &CStr) -> io::Result<FileId> {
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `path` is NUL-terminated and `stat` is valid for one `struct stat`.
+    cvt(unsafe { libc::lstat(path.as_ptr(), stat.as_mut_ptr()) })?;
+    // SAFETY: lstat succeeded, so it filled `stat`.
+    Ok(FileId::from_stat(unsafe { stat.assume_init_ref() }))
+}
+
+/// stat(2).
+pub(crate) fn stat(path: &CStr) -> io::Result<FileId> {
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `path` is NUL-terminated and `stat` is valid for one `struct stat`.
+    cvt(unsafe { libc::stat(path.as_ptr(), stat.as_mut_ptr()) })?;
+    // SAFETY: stat succeeded, so it filled `stat`.
+    Ok(FileId::from_stat(unsafe { stat.assume_init_ref() }))
+}
+
+/// access(2) with `X_OK`: may we enter this directory?
+pub(crate) fn can_enter(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated.
+    cvt(unsafe { libc::access(path.as_ptr(), libc::X_OK) }).map(drop)
+}
+
+/// unlink(2).
+pub(crate) fn unlink(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated.
+    cvt(unsafe { libc::unlink(path.as_ptr()) }).map(drop)
+}
+
+/// chdir(2).
+pub(crate) fn chdir(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated.
+    cvt(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+/// umask(2). Cannot fail.
+pub(crate) fn umask(mask: u32) {
+    // SAFETY: no pointers.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// What [`fork`] returned in this process.
+pub(crate) enum Forked {
+    Parent(pid_t),
+    Child,
+}
+
+/// fork(2). The caller has checked that the process has a single thread.
+pub(crate) fn fork() -> io::Result<Forked> {
+    // SAFETY: the process is single-threaded (checked by the caller before any fork), so the
+    // child is a complete copy and no lock can be held by a thread that no longer exists.
+    match cvt(unsafe { libc::fork() })? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// setsid(2).
+pub(crate) fn setsid() -> io::Result<()> {
+    // SAFETY: no pointers.
+    cvt(unsafe { libc::setsid() }).map(drop)
+}
+
+/// _exit(2): leaves without running atexit handlers or flushing stdio buffers, which belong to
+/// the launcher, not to an intermediate process.
+pub(crate) fn exit_now(status: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(status) }
+}
+
+/// getpid(2).
+pub(crate) fn getpid() -> pid_t {
+    // SAFETY: no pointers, cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// waitpid(2) for one child, retried on `EINTR`; returns the raw wait status.
+pub(crate) fn wait_child(pid: pid_t) -> io::Result<i32> {
+    let mut status = 0;
+    // SAFETY: `status` is valid for one write.
+    cvt_retry(|| unsafe { libc::waitpid(pid, &mut status, 0) })?;
+    Ok(status)
+}
+
+/// kill(2).
+pub(crate) fn kill(pid: pid_t, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: no pointers.
+    cvt(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
+/// poll(2) for readability of one descriptor; `Ok(false)` on timeout.
+pub(crate) fn wait_readable(fd: RawFd, timeout_ms: libc::c_int) -> io::Result<bool> {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pollfd` is one valid `struct pollfd`.
+    let ready = cvt(unsafe { libc::poll(&mut pollfd, 1, timeout_ms) })?;
+    Ok(ready > 0)
+}
+
+/// setrlimit(2) `RLIMIT_CORE` to 0, both soft and hard.
+pub(crate) fn forbid_core_dumps() -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid `struct rlimit`.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) }).map(drop)
+}
+
+/// The soft `RLIMIT_NOFILE`, for the last-resort descriptor loop.
+pub(crate) fn open_files_limit() -> u64 {
+    let mut limit = MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: `limit` is valid for one write.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, limit.as_mut_ptr()) } == 0 {
+        // SAFETY: getrlimit succeeded.
+        #[allow(clippy::unnecessary_cast)]
+        return unsafe { limit.assume_init() }.rlim_cur as u64;
+    }
+    1024
+}
+
+/// close_range(2) (Linux 5.9, FreeBSD 12.2): closes `first..=last`.
+#[cfg(target_os = "linux")]
+pub(crate) fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: close_range takes plain integers; closing descriptors has no memory effect on us
+    // beyond the descriptors themselves, which the caller has decided to close.
+    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn close_range(_first: u32, _last: u32) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// How a signal is to be handled.
+#[derive(Clone, Copy)]
+pub(crate) enum Disposition {
+    Default,
+    Ignore,
+    Handler(extern "C" fn(libc::c_int)),
+}
+
+/// sigaction(2). While a handler runs, every other signal is blocked.
+pub(crate) fn set_disposition(signal: libc::c_int, disposition: Disposition) -> io::Result<()> {
+    // SAFETY: an all-zero `struct sigaction` is a valid value (no handler, no flags).
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = match disposition {
+        Disposition::Default => libc::SIG_DFL,
+        Disposition::Ignore => libc::SIG_IGN,
+        Disposition::Handler(handler) => handler as libc::sighandler_t,
+    };
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: `sa_mask` is a valid `sigset_t` to fill; then `action` is a complete sigaction
+    // and the old action is not asked for. A handler passed here must be async-signal-safe,
+    // which every handler of this crate is.
+    unsafe {
+        libc::sigfillset(&mut action.sa_mask);
+        cvt(libc::sigaction(signal, &action, std::ptr::null_mut())).map(drop)
+    }
+}
+
+/// sigprocmask(2) with an empty set: unblock every signal.
+pub(crate) fn unblock_all_signals() -> io::Result<()> {
+    let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises `empty`; sigprocmask reads it and does not ask for the
+    // old mask.
+    unsafe {
+        libc::sigemptyset(empty.as_mut_ptr());
+        cvt(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            empty.as_ptr(),
+            std::ptr::null_mut(),
+        ))
+        .map(drop)
+    }
+}
+
+/// The highest signal number whose disposition can be set.
+pub(crate) fn highest_signal() -> libc::c_int {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return libc::SIGRTMAX();
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return 31;
+}
+
+/// atexit(3).
+pub(crate) fn at_exit(handler: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: `handler` is a plain function that lives as long as the program.
+    match unsafe { libc::atexit(handler) } {
+        0 => Ok(()),
+        _ => Err(io::Error::from_raw_os_error(libc::ENOMEM)),
+    }
+}
+
+/// fcntl(2) `F_SETFD 0`: the descriptor survives exec.
+pub(crate) fn set_inheritable(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD takes an integer argument.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// fcntl(2) `F_SETFL`: clears `O_NONBLOCK`, which was only wanted while opening.
+pub(crate) fn clear_nonblock(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL and F_SETFL take integer arguments.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) }).map(drop)
+}
