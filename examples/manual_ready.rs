@@ -1,7 +1,8 @@
 //! A daemon with `ready = "manual"` for the integration tests. MODE says what `main` does
 //! before `ready()`: `ok` (the default) sleeps DELAY_MS then calls it, `err` returns an
 //! error, `panic` panics, `exit` calls `std::process::exit(3)`, `return` returns without it,
-//! `hang` never calls it (the 1 s `ready_timeout` passes).
+//! `hang` never calls it (the 1.5 s `ready_timeout` passes). AFTER says how `main` ends
+//! 100 ms after `ready()`: `return`, `err`, `panic` or `exit`; unset, it runs on.
 
 use std::time::Duration;
 
@@ -32,7 +33,17 @@ fn main() -> Result<(), ConfigError> {
         _ => {}
     }
     daemon_runtime::ready();
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
+    let after = std::env::var("AFTER").unwrap_or_default();
+    if !after.is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match after.as_str() {
+        "return" => Ok(()),
+        "err" => Err(ConfigError("lost the configuration")),
+        "panic" => panic!("lost the configuration"),
+        "exit" => std::process::exit(3),
+        _ => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
     }
 }

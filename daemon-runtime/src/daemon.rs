@@ -40,6 +40,7 @@ pub enum Ready {
 /// is the same program as
 ///
 /// ```no_run
+/// # #![allow(clippy::needless_doctest_main)]
 /// fn main() {
 ///     daemon_runtime::Daemon::new()
 ///         .pidfile("/run/mysvc.pid")

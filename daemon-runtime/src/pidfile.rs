@@ -107,10 +107,7 @@ impl Pidfile {
             }
             return Ok(pidfile);
         }
-        let error = io::Error::new(
-            io::ErrorKind::Other,
-            "it kept being replaced while it was being locked",
-        );
+        let error = io::Error::other("it kept being replaced while it was being locked");
         Err(failed(PathAction::LockPidfile, error))
     }
 

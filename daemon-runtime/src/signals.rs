@@ -4,23 +4,31 @@ use crate::pidfile;
 use crate::sys::{self, Disposition};
 use std::io;
 
-/// Step 2, in the launcher: every disposition back to default and an empty mask, whatever the
-/// launching shell, supervisor or parent left behind.
+/// Step 2, in the launcher: an empty signal mask, and every inherited "ignore" back to
+/// default, whatever the launching shell, supervisor or parent left behind.
 ///
-/// Two exceptions: `SIGPIPE` stays as Rust set it (ignored, so writes return `EPIPE`), and
+/// Dispositions are inherited across exec only as "ignore" or "default"; a handler present
+/// now was installed by this program itself (Rust's runtime catches `SIGSEGV` and `SIGBUS` to
+/// report stack overflows) and is kept. Two exceptions: `SIGPIPE` stays as Rust set it (ignored, so writes return `EPIPE`), and
 /// `SIGHUP` is ignored until the daemon is in its own session: a terminal that hangs up while
 /// the launcher or the first child still belong to it must not kill the start half-way
 /// (the `ssh host mysvc` race). The daemon resets `SIGHUP` to default in [`for_daemon`].
 pub(crate) fn reset_for_launch() -> io::Result<()> {
     for signal in 1..=sys::highest_signal() {
-        let disposition = match signal {
+        let result = match signal {
             libc::SIGKILL | libc::SIGSTOP | libc::SIGPIPE => continue,
-            libc::SIGHUP => Disposition::Ignore,
-            _ => Disposition::Default,
+            libc::SIGHUP => sys::set_disposition(signal, Disposition::Ignore),
+            _ => match sys::is_ignored(signal) {
+                Ok(true) => sys::set_disposition(signal, Disposition::Default),
+                other => other.map(drop),
+            },
         };
-        // Numbers reserved by the C library (glibc's 32 and 33) answer EINVAL: skip them.
-        match sys::set_disposition(signal, disposition) {
-            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {}
+        // The numbers the C library reserves (glibc's 32 and 33) answer EINVAL through it;
+        // an inherited "ignore" on them is undone through the kernel directly.
+        match result {
+            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+                sys::kernel_default_disposition(signal)?
+            }
             other => other?,
         }
     }

@@ -353,6 +353,48 @@ pub(crate) fn set_disposition(signal: libc::c_int, disposition: Disposition) -> 
     }
 }
 
+/// rt_sigaction(2) straight to the kernel, to set `SIG_DFL` on the signals the C library
+/// reserves for itself (glibc's 32 and 33) and refuses to touch: a parent may have left them
+/// ignored, and nothing else would undo it. The C library installs its own handlers for them
+/// when it needs them.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn kernel_default_disposition(signal: libc::c_int) -> io::Result<()> {
+    // The kernel's `struct sigaction` (handler, flags, restorer, mask) with every field zero
+    // is SIG_DFL, no flags, an empty mask, on every architecture; 64 bytes cover its size.
+    let action = [0u64; 8];
+    // The kernel's sigset is 64 signals, 8 bytes, on the architectures Rust supports but MIPS.
+    let sigset_size: libc::c_long = if cfg!(any(target_arch = "mips", target_arch = "mips64")) {
+        16
+    } else {
+        8
+    };
+    // SAFETY: `action` is readable for the size the kernel reads; no old action is asked for.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            action.as_ptr(),
+            std::ptr::null_mut::<u8>(),
+            sigset_size,
+        )
+    })
+    .map(drop)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn kernel_default_disposition(_signal: libc::c_int) -> io::Result<()> {
+    Ok(())
+}
+
+/// sigaction(2) query: whether `signal` is ignored (`SIG_IGN`).
+pub(crate) fn is_ignored(signal: libc::c_int) -> io::Result<bool> {
+    let mut old = MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: no new action is given; `old` is valid for one write.
+    cvt(unsafe { libc::sigaction(signal, std::ptr::null(), old.as_mut_ptr()) })?;
+    // SAFETY: sigaction succeeded, so it filled `old`.
+    Ok(unsafe { old.assume_init_ref() }.sa_sigaction == libc::SIG_IGN)
+}
+
 /// sigprocmask(2) with an empty set: unblock every signal.
 pub(crate) fn unblock_all_signals() -> io::Result<()> {
     let mut empty = MaybeUninit::<libc::sigset_t>::uninit();

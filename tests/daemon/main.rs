@@ -1,0 +1,9 @@
+//! Integration tests: real example daemons started from real, sometimes hostile, conditions,
+//! inspected through /proc and the filesystem.
+
+mod failures;
+mod hostile;
+mod pidfile;
+mod readiness;
+mod startup;
+mod support;

@@ -1,0 +1,131 @@
+//! SPEC §4: the pidfile and its lock.
+
+use crate::support::*;
+use std::fs;
+use std::process::Stdio;
+use std::time::Instant;
+
+#[test]
+fn a_second_start_is_refused_with_the_running_pid_and_changes_nothing() {
+    let sandbox = Sandbox::new("second");
+    launch(&mut sandbox.command("probe")).assert_started();
+    let pid = sandbox.daemon_pid();
+    let before = fs::metadata(sandbox.pidfile()).unwrap();
+    let second = launch(&mut sandbox.command("probe"));
+    assert_eq!(second.code(), Some(1), "{second:?}");
+    assert_eq!(
+        second.stderr,
+        format!("probe: already running (pid {pid})\n")
+    );
+    assert!(is_alive(pid));
+    assert_eq!(
+        sandbox.processes(),
+        vec![pid],
+        "the refused launcher left a process"
+    );
+    let after = fs::metadata(sandbox.pidfile()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec()),
+        "pidfile touched"
+    );
+    assert_eq!(sandbox.daemon_pid(), pid);
+    assert!(is_locked(&sandbox.pidfile()));
+}
+
+#[test]
+fn stale_garbage_and_empty_pidfiles_are_reclaimed() {
+    let own = std::process::id().to_string();
+    let contents: [&[u8]; 5] = [
+        b"999999999\n",
+        b"garbage\n\xff\x00",
+        b"",
+        b"42",
+        own.as_bytes(),
+    ];
+    for content in contents {
+        let sandbox = Sandbox::new("stale");
+        // A live process's pid (this test's) with no lock is stale too: the lock decides.
+        fs::write(sandbox.pidfile(), content).unwrap();
+        launch(&mut sandbox.command("probe")).assert_started();
+        let pid = sandbox.daemon_pid();
+        assert_eq!(
+            fs::read(sandbox.pidfile()).unwrap(),
+            format!("{pid}\n").into_bytes(),
+            "after {content:?}"
+        );
+        assert!(is_locked(&sandbox.pidfile()));
+    }
+}
+
+#[test]
+fn sixteen_concurrent_launchers_start_exactly_one_daemon() {
+    let sandbox = Sandbox::new("concurrent");
+    let start = Instant::now();
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            sandbox
+                .command("probe")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let launches: Vec<Launch> = children
+        .into_iter()
+        .map(|child| finish(child, start))
+        .collect();
+    let winners = launches
+        .iter()
+        .filter(|launch| launch.code() == Some(0))
+        .count();
+    assert_eq!(winners, 1, "{launches:#?}");
+    let pid = sandbox.daemon_pid();
+    for loser in launches.iter().filter(|launch| launch.code() != Some(0)) {
+        assert_eq!(loser.code(), Some(1), "{loser:?}");
+        assert_eq!(
+            loser.stderr,
+            format!("probe: already running (pid {pid})\n")
+        );
+    }
+    assert_eq!(sandbox.processes(), vec![pid]);
+}
+
+#[test]
+fn the_pidfile_is_removed_only_if_it_is_still_the_same_file() {
+    let sandbox = Sandbox::new("same-inode");
+    launch(&mut sandbox.command("probe")).assert_started();
+    let pid = sandbox.daemon_pid();
+    // Someone replaces the pidfile (by rename, as editors and careless scripts do).
+    fs::write(sandbox.path("other"), "12345\n").unwrap();
+    fs::rename(sandbox.path("other"), sandbox.pidfile()).unwrap();
+    signal(pid, libc::SIGTERM);
+    wait_for_exit(pid, GONE_TIMEOUT);
+    assert_eq!(
+        fs::read_to_string(sandbox.pidfile()).unwrap(),
+        "12345\n",
+        "removed a file it did not own"
+    );
+}
+
+#[test]
+fn a_symlink_at_the_pidfile_path_is_refused_and_its_target_untouched() {
+    let sandbox = Sandbox::new("symlink");
+    fs::write(sandbox.path("precious"), "keep me\n").unwrap();
+    std::os::unix::fs::symlink(sandbox.path("precious"), sandbox.pidfile()).unwrap();
+    let launched = launch(&mut sandbox.command("probe"));
+    assert_eq!(launched.code(), Some(1));
+    assert_eq!(
+        launched.stderr,
+        format!(
+            "probe: cannot open pidfile {}: it is a symbolic link, which is never followed for a pidfile\n",
+            sandbox.pidfile().display()
+        )
+    );
+    assert_eq!(
+        fs::read_to_string(sandbox.path("precious")).unwrap(),
+        "keep me\n"
+    );
+    assert!(sandbox.processes().is_empty());
+}

@@ -1,0 +1,125 @@
+//! SPEC §3: what a started daemon looks like.
+
+use crate::support::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn probe_fds(sandbox: &Sandbox) -> Vec<(i32, PathBuf)> {
+    vec![
+        (0, PathBuf::from("/dev/null")),
+        (1, sandbox.path("stdout.log")),
+        (2, sandbox.path("stderr.log")),
+    ]
+}
+
+#[test]
+fn a_started_daemon_has_every_property_of_the_start_up_sequence() {
+    let sandbox = Sandbox::new("properties");
+    let launched = launch(&mut sandbox.command("probe"));
+    launched.assert_started();
+    let pid = sandbox.daemon_pid();
+    assert_proper_daemon(
+        pid,
+        &Expect {
+            umask: "0027",
+            cwd: Path::new("/"),
+            fds: probe_fds(&sandbox),
+            pidfile: &sandbox.pidfile(),
+            foreign_sessions: vec![own_session()],
+        },
+    );
+    // Its stdout is the log file, opened for append.
+    wait_until("the daemon wrote to its log", GONE_TIMEOUT, || {
+        fs::read_to_string(sandbox.path("stdout.log"))
+            .is_ok_and(|log| log.contains(&format!("probe {pid} up")))
+    });
+    // Core dumps are off by default (core_dumps = false).
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|line| line.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(
+        core.split_whitespace().collect::<Vec<_>>()[4..6],
+        ["0", "0"],
+        "{core}"
+    );
+}
+
+#[test]
+fn the_readme_example_logs_to_its_file_and_keeps_stderr_on_dev_null() {
+    let sandbox = Sandbox::new("hello");
+    let launched = launch(sandbox.command("hello").env_remove("PROBE_DIR"));
+    launched.assert_started();
+    let pid = read_pid(&sandbox.path("hello.pid"));
+    let fds = fds(pid);
+    assert_eq!(fds[&0], Path::new("/dev/null"));
+    assert_eq!(fds[&1], sandbox.path("hello.log"));
+    assert_eq!(fds[&2], Path::new("/dev/null"));
+    assert_eq!(status(pid)["Umask"], "0022");
+    wait_until("hello wrote a line", GONE_TIMEOUT, || {
+        fs::read_to_string(sandbox.path("hello.log")).is_ok_and(|log| log.contains("tick 1"))
+    });
+    signal(pid, libc::SIGTERM);
+    assert_eq!(
+        wait_for_exit(pid, GONE_TIMEOUT).and_then(|s| s.code()),
+        Some(0)
+    );
+    assert!(!sandbox.path("hello.pid").exists());
+}
+
+#[test]
+fn relative_paths_resolve_against_the_launch_directory_and_workdir_is_entered() {
+    let sandbox = Sandbox::new("relative");
+    fs::create_dir(sandbox.path("run")).unwrap();
+    fs::create_dir(sandbox.path("work")).unwrap();
+    // PROBE_DIR is relative: the pidfile and logs land under the launch directory, although
+    // the daemon itself then changes into `work`.
+    let launched = launch(
+        sandbox
+            .command("probe")
+            .env("PROBE_DIR", "run")
+            .env("PROBE_WORKDIR", "work"),
+    );
+    launched.assert_started();
+    let pidfile = sandbox.path("run/probe.pid");
+    let pid = read_pid(&pidfile);
+    assert_eq!(cwd(pid), sandbox.path("work"));
+    assert_eq!(fds(pid)[&1], sandbox.path("run/stdout.log"));
+    // The absolute path was kept: SIGTERM removes the right file from the new cwd.
+    signal(pid, libc::SIGTERM);
+    assert_eq!(
+        wait_for_exit(pid, GONE_TIMEOUT).and_then(|s| s.code()),
+        Some(0)
+    );
+    assert!(!pidfile.exists(), "pidfile left behind");
+}
+
+#[test]
+fn sigterm_and_sigint_remove_the_pidfile_and_exit_zero() {
+    for signal_number in [libc::SIGTERM, libc::SIGINT] {
+        let sandbox = Sandbox::new("terminate");
+        launch(&mut sandbox.command("probe")).assert_started();
+        let pid = sandbox.daemon_pid();
+        signal(pid, signal_number);
+        let status = wait_for_exit(pid, GONE_TIMEOUT).expect("the daemon is this test's child");
+        assert_eq!(status.code(), Some(0), "signal {signal_number}: {status:?}");
+        assert!(
+            !sandbox.pidfile().exists(),
+            "signal {signal_number}: pidfile left behind"
+        );
+        assert!(sandbox.processes().is_empty());
+    }
+}
+
+#[test]
+fn the_builder_by_hand_starts_the_same_daemon() {
+    let sandbox = Sandbox::new("by-hand");
+    launch(&mut sandbox.command("by_hand")).assert_started();
+    let pid = sandbox.daemon_pid();
+    let fds = fds(pid);
+    assert_eq!(fds.keys().copied().collect::<Vec<_>>().len(), 4, "{fds:?}");
+    assert!(fds.values().any(|target| *target == sandbox.pidfile()));
+    assert_eq!(stat(pid).tty_nr, 0);
+    assert_ne!(stat(pid).session, pid);
+}

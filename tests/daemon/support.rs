@@ -1,0 +1,588 @@
+//! What every daemon test needs: its own directory, the example binaries, launches with a
+//! deadline, hostile launch conditions, and reading the real process out of /proc.
+//!
+//! The test process makes itself a child subreaper (prctl(2)), so the daemons it starts are
+//! reparented to it: it can collect their exit status and leaves no zombie. Every process a
+//! test starts carries `DAEMON_TEST_SANDBOX=<its directory>` in its environment; dropping the
+//! [`Sandbox`] kills and reaps every process that carries it, also when the test failed.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// How long any single launch may take before the test fails.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a daemon may take to go away after it was told to.
+pub const GONE_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SANDBOX_VAR: &str = "DAEMON_TEST_SANDBOX";
+
+static SETUP: Once = Once::new();
+
+fn setup() {
+    SETUP.call_once(|| {
+        // SAFETY: prctl with integer arguments only.
+        let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(
+            ret,
+            0,
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        );
+    });
+}
+
+/// The path of an example binary, built by `cargo test` (which builds every example) or,
+/// when only this test target was built, by one `cargo build --examples`.
+pub fn example(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    let dir = std::env::current_exe()
+        .expect("current_exe")
+        .parent() // deps
+        .and_then(Path::parent) // debug or release
+        .expect("target directory")
+        .join("examples");
+    let path = dir.join(name);
+    // Once per test process: `cargo test --test daemon` alone does not rebuild the examples,
+    // and a stale example binary would test old code. A no-op when they are up to date.
+    {
+        BUILD.call_once(|| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--examples", "--quiet"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build --examples");
+            assert!(status.success(), "cargo build --examples failed");
+        });
+    }
+    assert!(
+        path.exists(),
+        "example binary {} is missing",
+        path.display()
+    );
+    path
+}
+
+/// A test's own directory; on drop, every process started in it is killed and reaped, and
+/// the directory removed.
+pub struct Sandbox {
+    pub dir: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new(test: &str) -> Sandbox {
+        setup();
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "daemon-test-{}-{}-{test}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create sandbox");
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn pidfile(&self) -> PathBuf {
+        self.path("probe.pid")
+    }
+
+    /// A command for an example binary: `PROBE_DIR` is this sandbox, stdin is `/dev/null`,
+    /// stdout and stderr are captured.
+    pub fn command(&self, example_name: &str) -> Command {
+        let mut command = Command::new(example(example_name));
+        command
+            .env(SANDBOX_VAR, &self.dir)
+            .env("PROBE_DIR", &self.dir)
+            .env("TMPDIR", &self.dir)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// The processes whose environment names this sandbox (the launchers, their children,
+    /// the daemons), zombies excluded.
+    pub fn processes(&self) -> Vec<i32> {
+        let needle = format!("{SANDBOX_VAR}={}", self.dir.display()).into_bytes();
+        let mut pids = Vec::new();
+        for entry in fs::read_dir("/proc").expect("read /proc").flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(environ) = fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            if environ
+                .split(|&b| b == 0)
+                .any(|var| var == needle.as_slice())
+                && is_alive(pid)
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Reads the pid in the pidfile.
+    pub fn daemon_pid(&self) -> i32 {
+        read_pid(&self.pidfile())
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for _ in 0..3 {
+            let pids = self.processes();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                // SAFETY: kill takes integers only.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = wait_for_exit(pid, GONE_TIMEOUT);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn read_pid(pidfile: &Path) -> i32 {
+    let content =
+        fs::read_to_string(pidfile).unwrap_or_else(|e| panic!("read {}: {e}", pidfile.display()));
+    content
+        .strip_suffix('\n')
+        .and_then(|line| line.parse().ok())
+        .unwrap_or_else(|| panic!("pidfile holds {content:?}, not `PID\\n`"))
+}
+
+/// What a finished launcher said.
+#[derive(Debug)]
+pub struct Launch {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Launch {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn assert_started(&self) {
+        assert_eq!(self.code(), Some(0), "launcher failed: {self:?}");
+        assert_eq!(self.stderr, "", "launcher printed on success");
+    }
+}
+
+/// Spawns a launcher and waits for it, killing it and failing the test after
+/// [`LAUNCH_TIMEOUT`].
+pub fn launch(command: &mut Command) -> Launch {
+    let start = Instant::now();
+    let child = command.spawn().expect("spawn launcher");
+    finish(child, start)
+}
+
+pub fn finish(mut child: Child, start: Instant) -> Launch {
+    let deadline = start + LAUNCH_TIMEOUT;
+    // Read the pipes on threads: a launcher that fills a pipe must not hang the test.
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out = std::thread::spawn(move || read_all(stdout.as_mut()));
+    let err = std::thread::spawn(move || read_all(stderr.as_mut()));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("launcher still running after {LAUNCH_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let elapsed = start.elapsed();
+    Launch {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        elapsed,
+    }
+}
+
+fn read_all(pipe: Option<&mut impl Read>) -> String {
+    let mut text = String::new();
+    if let Some(pipe) = pipe {
+        let _ = pipe.read_to_string(&mut text);
+    }
+    text
+}
+
+/// The fields of /proc/PID/stat that matter here.
+#[derive(Debug)]
+pub struct Stat {
+    pub state: char,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub session: i32,
+    pub tty_nr: i32,
+    pub tpgid: i32,
+}
+
+pub fn stat(pid: i32) -> Stat {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // The command name is in parentheses and may hold spaces: split after the last ')'.
+    let rest = &text[text.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| fields[i].parse::<i32>().expect("stat field");
+    Stat {
+        state: fields[0].chars().next().unwrap_or('?'),
+        ppid: num(1),
+        pgrp: num(2),
+        session: num(3),
+        tty_nr: num(4),
+        tpgid: num(5),
+    }
+}
+
+/// The lines of /proc/PID/status, by name.
+pub fn status(pid: i32) -> BTreeMap<String, String> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"))
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(key, value)| (key.to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+/// The open descriptors of a process and what they point at.
+pub fn fds(pid: i32) -> BTreeMap<i32, PathBuf> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+        .flatten()
+        .filter_map(|entry| {
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            Some((fd, fs::read_link(entry.path()).ok()?))
+        })
+        .collect()
+}
+
+pub fn cwd(pid: i32) -> PathBuf {
+    fs::read_link(format!("/proc/{pid}/cwd")).expect("read /proc/PID/cwd")
+}
+
+/// Alive and not a zombie.
+pub fn is_alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => text.rfind(')').and_then(|i| text[i + 2..].chars().next()) != Some('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Waits for a process to be gone. For a daemon reparented to this (subreaper) process it
+/// reaps it and returns its exit status.
+pub fn wait_for_exit(pid: i32, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut raw = 0;
+        // SAFETY: `raw` is valid for one write.
+        let reaped = unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) };
+        if reaped == pid {
+            return Some(ExitStatus::from_raw(raw));
+        }
+        if reaped == -1 && !is_alive(pid) {
+            return None; // not our child, and gone
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} still there after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits until `condition` holds, failing the test after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Whether some open file description holds a lock on `path` (we try to take it, and give
+/// it back at once if we got it).
+pub fn is_locked(path: &Path) -> bool {
+    let file = fs::File::open(path).expect("open pidfile");
+    // SAFETY: flock on a descriptor we own.
+    let ret = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if ret == 0 {
+        return false; // closing `file` releases it
+    }
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EWOULDBLOCK)
+    );
+    true
+}
+
+pub fn signal(pid: i32, signal: libc::c_int) {
+    // SAFETY: kill takes integers only.
+    let ret = unsafe { libc::kill(pid, signal) };
+    assert_eq!(ret, 0, "kill({pid}, {signal})");
+}
+
+/// A signal number as a bit of the /proc/PID/status masks.
+pub fn bit(signal: libc::c_int) -> u64 {
+    1 << (signal - 1)
+}
+
+pub fn mask(status: &BTreeMap<String, String>, key: &str) -> u64 {
+    u64::from_str_radix(&status[key], 16).expect("hex mask")
+}
+
+/// Launch conditions a careless parent leaves behind.
+pub struct Hostile {
+    /// Descriptors to leak (open, no close-on-exec) into the launcher.
+    pub leak_fds: Vec<RawFd>,
+    /// Signals to block in the launcher's mask.
+    pub block: Vec<libc::c_int>,
+    /// Signals whose disposition is "ignore" in the launcher.
+    pub ignore: Vec<libc::c_int>,
+    /// The launcher's umask.
+    pub umask: Option<libc::mode_t>,
+    /// The launcher's soft and hard RLIMIT_NOFILE.
+    pub nofile: Option<u64>,
+}
+
+impl Hostile {
+    pub fn apply(self, command: &mut Command) {
+        let source = fs::File::open("/dev/null").expect("open /dev/null");
+        let Hostile {
+            leak_fds,
+            block,
+            ignore,
+            umask,
+            nofile,
+        } = self;
+        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+        // system calls on values prepared before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(limit) = nofile {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                for &fd in &leak_fds {
+                    // dup2 leaves the new descriptor without FD_CLOEXEC: it survives exec.
+                    if libc::dup2(source.as_raw_fd(), fd) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                for &signal in &block {
+                    libc::sigaddset(&mut set, signal);
+                }
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                for &signal in &ignore {
+                    libc::signal(signal, libc::SIG_IGN);
+                }
+                if let Some(mask) = umask {
+                    libc::umask(mask);
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// A pseudo-terminal whose slave becomes the controlling terminal of the launched process,
+/// which is made the leader of a new session: what a login shell's `exec mysvc` or
+/// `ssh -t host mysvc` looks like.
+pub struct Pty {
+    pub master: Option<fs::File>,
+    slave: fs::File,
+}
+
+impl Pty {
+    pub fn open() -> Pty {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty writes two descriptors; the name, termios and winsize are not used.
+        let ret = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(ret, 0, "openpty: {}", std::io::Error::last_os_error());
+        use std::os::fd::FromRawFd;
+        // SAFETY: openpty returned two fresh descriptors that we now own.
+        let (master, slave) =
+            unsafe { (fs::File::from_raw_fd(master), fs::File::from_raw_fd(slave)) };
+        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
+            // SAFETY: F_SETFD with an integer argument.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        Pty {
+            master: Some(master),
+            slave,
+        }
+    }
+
+    /// Makes `command` run as the session leader of this terminal, with stdio on it.
+    pub fn attach(&self, command: &mut Command) {
+        let tty = |file: &fs::File| Stdio::from(file.try_clone().expect("dup pty"));
+        command
+            .stdin(tty(&self.slave))
+            .stdout(tty(&self.slave))
+            .stderr(tty(&self.slave));
+        // SAFETY: setsid and ioctl are async-signal-safe; stdin is the slave by now.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Closes the master side: the kernel hangs the terminal up (SIGHUP to its session).
+    pub fn hang_up(&mut self) {
+        self.master.take();
+    }
+
+    /// Reads what is on the terminal without blocking for long.
+    pub fn drain(&mut self) -> String {
+        let Some(master) = &self.master else {
+            return String::new();
+        };
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let mut pollfd = libc::pollfd {
+                fd: master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pollfd, 1, 50) } <= 0 {
+                break;
+            }
+            // SAFETY: `buf` is valid for writes of its length.
+            let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n as usize]);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+}
+
+/// Everything a correctly started daemon shows in /proc (SPEC §3), checked at once.
+pub struct Expect<'a> {
+    pub umask: &'a str,
+    pub cwd: &'a Path,
+    /// Descriptor → target for 0, 1, 2 and any kept descriptor.
+    pub fds: Vec<(RawFd, PathBuf)>,
+    pub pidfile: &'a Path,
+    /// Sessions the daemon must not be in (the test's, the launcher's).
+    pub foreign_sessions: Vec<i32>,
+}
+
+pub fn assert_proper_daemon(pid: i32, expect: &Expect<'_>) {
+    let stat = stat(pid);
+    assert!(is_alive(pid), "daemon {pid} is not running");
+    assert_ne!(
+        stat.session, pid,
+        "the daemon is a session leader: it could acquire a terminal"
+    );
+    assert_eq!(
+        stat.pgrp, stat.session,
+        "the daemon is not in its session's first process group"
+    );
+    for foreign in &expect.foreign_sessions {
+        assert_ne!(
+            stat.session, *foreign,
+            "the daemon is still in a foreign session"
+        );
+    }
+    assert_eq!(stat.tty_nr, 0, "the daemon has a controlling terminal");
+    assert_eq!(stat.tpgid, -1, "the daemon has a controlling terminal");
+
+    let status = status(pid);
+    assert_eq!(status["Umask"], expect.umask, "umask");
+    assert_eq!(status["Threads"], "1");
+    assert_eq!(mask(&status, "SigBlk"), 0, "the signal mask is not empty");
+    let ignored = mask(&status, "SigIgn");
+    let expected =
+        bit(libc::SIGPIPE) | bit(libc::SIGTSTP) | bit(libc::SIGTTIN) | bit(libc::SIGTTOU);
+    assert_eq!(
+        ignored, expected,
+        "ignored signals: {ignored:#x}, expected PIPE TSTP TTIN TTOU only ({expected:#x})"
+    );
+    let caught = mask(&status, "SigCgt");
+    // TERM and INT: shutdown; SEGV and BUS: Rust's stack-overflow report, kept.
+    let handled = bit(libc::SIGTERM) | bit(libc::SIGINT) | bit(libc::SIGSEGV) | bit(libc::SIGBUS);
+    assert_eq!(
+        caught, handled,
+        "caught signals: {caught:#x}, expected TERM INT SEGV BUS ({handled:#x})"
+    );
+
+    assert_eq!(cwd(pid), expect.cwd, "working directory");
+
+    let mut actual = fds(pid);
+    let pidfile_fds: Vec<RawFd> = actual
+        .iter()
+        .filter(|(_, target)| *target == expect.pidfile)
+        .map(|(fd, _)| *fd)
+        .collect();
+    assert_eq!(
+        pidfile_fds.len(),
+        1,
+        "the daemon should hold the pidfile open once: {actual:?}"
+    );
+    actual.remove(&pidfile_fds[0]);
+    let expected: BTreeMap<RawFd, PathBuf> = expect.fds.iter().cloned().collect();
+    assert_eq!(actual, expected, "open descriptors besides the pidfile");
+
+    assert_eq!(read_pid(expect.pidfile), pid, "pidfile content");
+    assert!(is_locked(expect.pidfile), "the pidfile is not locked");
+}
+
+/// The current session of this test process.
+pub fn own_session() -> i32 {
+    // SAFETY: getsid(0) takes no pointer.
+    unsafe { libc::getsid(0) }
+}
