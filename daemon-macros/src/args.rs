@@ -348,7 +348,7 @@ fn choice(key: &str, expr: &Expr, accepted: &[&'static str]) -> syn::Result<&'st
     let Some(Lit::Str(lit)) = literal(expr) else {
         return Err(syn::Error::new(
             expr.span(),
-            format!("`{key}` takes one of {expected}"),
+            format!("`{key}` takes a quoted string: {expected}"),
         ));
     };
     let value = lit.value();
@@ -424,7 +424,7 @@ fn keep_fds(expr: &Expr) -> syn::Result<Vec<i32>> {
             Some(fd) => fds.push(fd),
             None => push(syn::Error::new(
                 element.span(),
-                format!("a descriptor number is between 3 and {}", i32::MAX),
+                format!("a descriptor to keep is a number from 3 to {}", i32::MAX),
             )),
         }
     }

@@ -1,0 +1,2 @@
+#[daemon_runtime::daemon]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[daemon_runtime::daemon(keep_fds(3, 4))]
+fn main() {}

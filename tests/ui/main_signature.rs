@@ -1,0 +1,2 @@
+#[daemon_runtime::daemon]
+fn main<T: Default>(args: Vec<String>) {}

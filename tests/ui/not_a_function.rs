@@ -1,0 +1,4 @@
+#[daemon_runtime::daemon(pidfile = "/run/x.pid")]
+struct Service;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[daemon_runtime::daemon]
+fn serve() {}
+
+fn main() {
+    serve();
+}

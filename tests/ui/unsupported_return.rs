@@ -1,0 +1,4 @@
+#[daemon_runtime::daemon]
+fn main() -> u8 {
+    0
+}
