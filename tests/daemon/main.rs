@@ -1,6 +1,7 @@
 //! Integration tests: real example daemons started from real, sometimes hostile, conditions,
 //! inspected through /proc and the filesystem.
 
+mod descriptors;
 mod failures;
 mod hostile;
 mod pidfile;

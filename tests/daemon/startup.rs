@@ -123,3 +123,32 @@ fn the_builder_by_hand_starts_the_same_daemon() {
     assert_eq!(stat(pid).tty_nr, 0);
     assert_ne!(stat(pid).session, pid);
 }
+
+#[test]
+fn the_launcher_reaps_the_first_child_before_it_waits() {
+    let sandbox = Sandbox::new("reap");
+    // The daemon takes 800 ms to be ready; meanwhile the launcher waits, and its children are
+    // visible in /proc. The first child left right after the second fork.
+    let start = std::time::Instant::now();
+    let launcher = sandbox
+        .command("manual_ready")
+        .env("DELAY_MS", "800")
+        .spawn()
+        .expect("spawn");
+    let launcher_pid = launcher.id();
+    wait_until("the daemon wrote its pid", GONE_TIMEOUT, || {
+        fs::read_to_string(sandbox.pidfile()).is_ok_and(|content| content.ends_with('\n'))
+    });
+    let children =
+        fs::read_to_string(format!("/proc/{launcher_pid}/task/{launcher_pid}/children")).unwrap();
+    assert!(
+        start.elapsed() < std::time::Duration::from_millis(800),
+        "too late to look: the launcher may be gone"
+    );
+    assert_eq!(
+        children.trim(),
+        "",
+        "the launcher still has children (an unreaped first child?)"
+    );
+    finish(launcher, start).assert_started();
+}

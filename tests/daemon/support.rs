@@ -104,7 +104,12 @@ impl Sandbox {
     /// A command for an example binary: `PROBE_DIR` is this sandbox, stdin is `/dev/null`,
     /// stdout and stderr are captured.
     pub fn command(&self, example_name: &str) -> Command {
-        let mut command = Command::new(example(example_name));
+        self.command_for(example(example_name))
+    }
+
+    /// Like [`Sandbox::command`], for any program (a wrapper such as strace).
+    pub fn command_for(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
         command
             .env(SANDBOX_VAR, &self.dir)
             .env("PROBE_DIR", &self.dir)
