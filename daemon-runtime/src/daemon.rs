@@ -187,11 +187,36 @@ impl Daemon {
         output
     }
 
-    /// Runs the start-up sequence of SPEC §3. Returns `Ok(())` only in the daemon, fully set
-    /// up; the launcher exits 0 as soon as the daemon is ready.
+    /// Runs the start-up sequence. Returns `Ok(())` only in the daemon, fully set up; the
+    /// launcher exits 0 as soon as the daemon is ready.
     ///
-    /// Call it first thing in `main`: it closes every inherited descriptor not in
-    /// [`keep_fds`](Daemon::keep_fds) and resets every signal disposition of the process.
+    /// Call it first thing in `main`. In order:
+    ///
+    /// 1. Refuses a process that already has several threads (`/proc/self/task`).
+    /// 2. Opens `/dev/null` on any of descriptors 0-2 that is closed, then closes every other
+    ///    inherited descriptor not in [`keep_fds`](Daemon::keep_fds):
+    ///    [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html), else the
+    ///    list in `/proc/self/fd` (or `/dev/fd`), else a loop bounded by `RLIMIT_NOFILE` and 65536.
+    /// 3. Empties the signal mask and turns every inherited "ignore" back to default
+    ///    ([sigaction(2)](https://man7.org/linux/man-pages/man2/sigaction.2.html)); handlers the
+    ///    program installed itself (Rust's stack-overflow report on `SIGSEGV`/`SIGBUS`) stay,
+    ///    `SIGPIPE` stays ignored as Rust sets it, and `SIGHUP` is ignored until the daemon is
+    ///    in its own session, so that a terminal hanging up mid-start cannot cut it in half.
+    /// 4. Expands and resolves the paths, checks the working directory, opens `/dev/null` and
+    ///    the log files (`O_APPEND`, created 0640).
+    /// 5. Opens the pidfile (`O_NOFOLLOW`, created 0644, regular files only) and takes its
+    ///    [flock(2)](https://man7.org/linux/man-pages/man2/flock.2.html); a lock held elsewhere
+    ///    is [`Error::AlreadyRunning`]. Once locked, the old content is cleared.
+    /// 6. Creates the readiness pipe and forks; the child
+    ///    [setsid(2)](https://man7.org/linux/man-pages/man2/setsid.2.html)s, forks again and
+    ///    `_exit`s; the launcher reaps it and waits on the pipe.
+    /// 7. In the daemon: stdio onto `/dev/null` or the logs, umask, `chdir`, `SIGTSTP`,
+    ///    `SIGTTIN`, `SIGTTOU` ignored, `SIGHUP` default, `SIGTERM`/`SIGINT` handled (remove the
+    ///    pidfile, `_exit(0)`), `RLIMIT_CORE` 0 unless core dumps are allowed, the pidfile
+    ///    removal registered with `atexit`, then `PID\n` written into the pidfile.
+    /// 8. Ready at once ([`Ready::Auto`]) or when [`ready()`](crate::ready()) is called.
+    ///
+    /// A failure in step 7 travels through the pipe; the launcher returns it as the error.
     ///
     /// # Errors
     ///
@@ -199,8 +224,10 @@ impl Daemon {
     /// process has more than one thread, a path cannot be expanded or opened, the working
     /// directory is missing, another instance holds the pidfile ([`Error::AlreadyRunning`]),
     /// `fork`/`setsid` fail, a step of the daemon's set-up fails, or the daemon is not ready
-    /// within `ready_timeout`. Nothing is left behind: no process, no pidfile, no log file
-    /// created by this start before the fork.
+    /// within `ready_timeout`. The launcher returns only once the daemon is gone, and nothing
+    /// is left behind: no process, no pidfile, no log file created by this start before the
+    /// fork. What the process state was changed (descriptors closed, dispositions reset)
+    /// stays changed: the caller is expected to exit.
     pub fn start(self) -> Result<(), Error> {
         if let Some(count) = thread_count().filter(|&count| count > 1) {
             return Err(Error::Threads { count });
