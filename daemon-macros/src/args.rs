@@ -47,26 +47,34 @@ pub(crate) struct Args {
     seen: HashMap<&'static str, Span>,
 }
 
-/// The accepted keys, each with an example of a correct value (used in messages).
-const KEYS: &[(&str, &str)] = &[
-    ("pidfile", "pidfile = \"/run/mysvc.pid\""),
-    ("umask", "umask = 0o022"),
-    ("workdir", "workdir = \"/var/lib/mysvc\""),
-    ("stdout", "stdout = \"/var/log/mysvc.log\""),
-    ("stderr", "stderr = \"/var/log/mysvc.err\""),
-    ("user", "user = \"mysvc\""),
-    ("group", "group = \"mysvc\""),
-    ("chroot", "chroot = \"/var/empty\""),
-    ("keep_fds", "keep_fds = [3, 4]"),
-    ("detach", "detach = \"auto\""),
-    ("ready", "ready = \"manual\""),
-    ("ready_timeout", "ready_timeout = 30"),
-    ("shutdown", "shutdown = \"exit\""),
-    ("stop_timeout", "stop_timeout = 10"),
-    ("control", "control = true"),
-    ("core_dumps", "core_dumps = true"),
-    ("name", "name = \"mysvc\""),
-    ("crate", "crate = \"::my_reexport::daemon_runtime\""),
+/// The accepted keys, each with what it takes and an example (both used in messages).
+const KEYS: &[(&str, &str, &str)] = &[
+    ("pidfile", "a quoted path", "pidfile = \"/run/mysvc.pid\""),
+    ("umask", "an octal integer", "umask = 0o022"),
+    ("workdir", "a quoted path", "workdir = \"/var/lib/mysvc\""),
+    ("stdout", "a quoted path", "stdout = \"/var/log/mysvc.log\""),
+    ("stderr", "a quoted path", "stderr = \"/var/log/mysvc.err\""),
+    ("user", "a string", "user = \"mysvc\""),
+    ("group", "a string", "group = \"mysvc\""),
+    ("chroot", "a quoted path", "chroot = \"/var/empty\""),
+    (
+        "keep_fds",
+        "a list of descriptor numbers",
+        "keep_fds = [3, 4]",
+    ),
+    ("detach", "a quoted string", "detach = \"auto\""),
+    ("ready", "a quoted string", "ready = \"manual\""),
+    ("ready_timeout", "a number of seconds", "ready_timeout = 30"),
+    ("shutdown", "a quoted string", "shutdown = \"exit\""),
+    ("stop_timeout", "a number of seconds", "stop_timeout = 10"),
+    ("control", "`true` or `false`", "control = false"),
+    ("core_dumps", "`true` or `false`", "core_dumps = true"),
+    ("name", "a string", "name = \"mysvc\""),
+    (
+        "crate",
+        "a quoted path",
+        "crate = \"::my_reexport::daemon_runtime\"",
+    ),
 ];
 
 /// Names people reach for that are not ours, and the key that does the job.
@@ -98,6 +106,15 @@ impl Args {
     fn entry(&mut self, meta: ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<()> {
         let key_span = meta.path.span();
         let value = parse_value(&meta)?;
+        if let Value::Call = value {
+            let key = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            errors.at(key_span, format!("write `{key} = value`, not `{key}(...)`"));
+            return Ok(());
+        }
         let Some(ident) = meta.path.get_ident() else {
             errors.at(
                 key_span,
@@ -109,7 +126,7 @@ impl Args {
             return Ok(());
         };
         let written = ident.to_string();
-        let Some(&(key, example)) = KEYS.iter().find(|(key, _)| *key == written) else {
+        let Some(&(key, what, example)) = KEYS.iter().find(|(key, _, _)| *key == written) else {
             errors.at(key_span, unknown_key(&written));
             return Ok(());
         };
@@ -119,9 +136,17 @@ impl Args {
             return Ok(());
         }
         self.seen.insert(key, key_span);
-        let Some(value) = value else {
-            errors.at(key_span, format!("`{key}` needs a value, like `{example}`"));
-            return Ok(());
+        let value = match value {
+            Value::Expr(value) => value,
+            Value::Missing => {
+                errors.at(key_span, format!("`{key}` needs a value, like `{example}`"));
+                return Ok(());
+            }
+            Value::Unparsable(span) => {
+                errors.at(span, format!("`{key}` takes {what}, like `{example}`"));
+                return Ok(());
+            }
+            Value::Call => return Ok(()),
         };
         let span = value.span();
         let value = unwrap_groups(&value);
@@ -215,23 +240,38 @@ impl Args {
     }
 }
 
-/// Reads `= value`, or notes the wrong shapes `key(...)` and a bare `key`.
-fn parse_value(meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Expr>> {
+/// What follows a key.
+enum Value {
+    Expr(Expr),
+    /// A bare `key`.
+    Missing,
+    /// `key(...)`.
+    Call,
+    /// `key = tokens that are no expression` (such as an unquoted path).
+    Unparsable(Span),
+}
+
+/// Reads what follows a key. Only a broken token stream is an `Err`: every other mistake is
+/// a [`Value`], so that the keys after it are still checked.
+fn parse_value(meta: &ParseNestedMeta<'_>) -> syn::Result<Value> {
     if meta.input.peek(Token![=]) {
-        return Ok(Some(meta.value()?.parse()?));
+        let input = meta.value()?;
+        if input.fork().parse::<Expr>().is_ok() {
+            return Ok(Value::Expr(input.parse()?));
+        }
+        let span = input.span();
+        while !input.is_empty() && !input.peek(Token![,]) {
+            input.parse::<proc_macro2::TokenTree>()?;
+        }
+        return Ok(Value::Unparsable(span));
     }
     if meta.input.peek(syn::token::Paren) {
         let content;
         syn::parenthesized!(content in meta.input);
         content.parse::<TokenStream>()?;
-        let key = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        return Err(meta.error(format!("write `{key} = value`, not `{key}(...)`")));
+        return Ok(Value::Call);
     }
-    Ok(None)
+    Ok(Value::Missing)
 }
 
 fn unwrap_groups(mut expr: &Expr) -> &Expr {
@@ -254,8 +294,8 @@ fn is_negative(expr: &Expr) -> bool {
 
 fn example(key: &str) -> &'static str {
     KEYS.iter()
-        .find(|(name, _)| *name == key)
-        .map_or("", |(_, example)| example)
+        .find(|(name, _, _)| *name == key)
+        .map_or("", |(_, _, example)| example)
 }
 
 fn wrong_type(key: &str, expr: &Expr, what: &str) -> syn::Error {
@@ -293,7 +333,7 @@ fn string(key: &str, expr: &Expr) -> syn::Result<String> {
 
 fn path(key: &str, expr: &Expr) -> syn::Result<String> {
     if !matches!(literal(expr), Some(Lit::Str(_))) {
-        return Err(wrong_type(key, expr, "a path string"));
+        return Err(wrong_type(key, expr, "a quoted path"));
     }
     let value = string(key, expr)?;
     template::check(&value)
@@ -379,7 +419,10 @@ fn umask(expr: &Expr) -> syn::Result<u32> {
             lit.span(),
             format!(
                 "`{written}` is the decimal number {digits} in Rust, not octal; write `0o{}`",
-                written.trim_start_matches('0')
+                match written.trim_start_matches('0') {
+                    "" => "0",
+                    digits => digits,
+                }
             ),
         ));
     }
@@ -462,7 +505,7 @@ fn seconds(key: &str, expr: &Expr) -> syn::Result<Seconds> {
 
 fn key_list() -> String {
     KEYS.iter()
-        .map(|(key, _)| format!("`{key}`"))
+        .map(|(key, _, _)| format!("`{key}`"))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -474,7 +517,7 @@ fn unknown_key(written: &str) -> String {
         .map(|(_, key)| *key);
     let near = || {
         KEYS.iter()
-            .map(|(key, _)| (edit_distance(written, key), *key))
+            .map(|(key, _, _)| (edit_distance(written, key), *key))
             .filter(|(distance, key)| *distance <= (key.len() / 3).max(1))
             .min()
             .map(|(_, key)| key)

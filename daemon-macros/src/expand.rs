@@ -3,8 +3,9 @@
 //! exactly what the attribute said. Nothing here is `unsafe`.
 
 use crate::args::{Args, Ready, Seconds};
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
 pub(crate) fn main(args: &Args, function: ItemFn) -> TokenStream {
@@ -22,14 +23,16 @@ pub(crate) fn main(args: &Args, function: ItemFn) -> TokenStream {
         sig,
         block,
     } = function;
-    let output = match &sig.output {
-        ReturnType::Default => quote!(),
-        ReturnType::Type(arrow, ty) => quote!(#arrow #ty),
+    let (output, output_span) = match &sig.output {
+        ReturnType::Default => (quote!(), Span::call_site()),
+        ReturnType::Type(arrow, ty) => (quote!(#arrow #ty), ty.span()),
     };
+    // Spanned at the return type: an unsupported one is reported there.
+    let run = quote_spanned!(output_span=> .run);
     quote! {
         #(#attrs)*
         #vis #sig {
-            #krate::Daemon::new() #(#calls)* .run(move || #output #block)
+            #krate::Daemon::new() #(#calls)* #run(move || #output #block)
         }
     }
 }

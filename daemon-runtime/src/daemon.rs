@@ -224,10 +224,11 @@ impl Daemon {
     /// process has more than one thread, a path cannot be expanded or opened, the working
     /// directory is missing, another instance holds the pidfile ([`Error::AlreadyRunning`]),
     /// `fork`/`setsid` fail, a step of the daemon's set-up fails, or the daemon is not ready
-    /// within `ready_timeout`. The launcher returns only once the daemon is gone, and nothing
-    /// is left behind: no process, no pidfile, no log file created by this start before the
-    /// fork. What the process state was changed (descriptors closed, dispositions reset)
-    /// stays changed: the caller is expected to exit.
+    /// within `ready_timeout`. The launcher returns only once the daemon is gone, and leaves
+    /// no process and no pidfile behind. Log files this start created are removed again when
+    /// it fails before the fork, and kept when the daemon itself failed (they may say why).
+    /// The process state that was changed (descriptors closed, dispositions reset) stays
+    /// changed: the caller is expected to print the error and exit.
     pub fn start(self) -> Result<(), Error> {
         if let Some(count) = thread_count().filter(|&count| count > 1) {
             return Err(Error::Threads { count });
@@ -242,7 +243,9 @@ impl Daemon {
             action: SystemAction::Signals,
             source,
         })?;
-        let plan = Plan::prepare(&self)?;
+        let mut plan = Plan::prepare(&self)?;
+        // The pidfile before the log files: a launcher that loses to a running instance
+        // must not create (and then remove) a log file the winner is using.
         let pidfile = match &plan.pidfile {
             Some(path) => match Pidfile::lock(path.clone()) {
                 Ok(pidfile) => Some(pidfile),
@@ -253,10 +256,17 @@ impl Daemon {
             },
             None => None,
         };
+        if let Err(error) = plan.open_logs() {
+            abandon(&mut plan, pidfile);
+            return Err(error);
+        }
+        // Whatever the program printed and left in Rust's stdout buffer would otherwise be
+        // written twice: by the launcher at exit, and by the daemon.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
         let (read_end, write_end) = match sys::pipe_cloexec() {
             Ok(pipe) => pipe,
             Err(source) => {
-                abandon(&plan, pidfile);
+                abandon(&mut plan, pidfile);
                 return Err(Error::System {
                     action: SystemAction::ReadinessPipe,
                     source,
@@ -267,7 +277,7 @@ impl Daemon {
             Err(source) => {
                 sys::close(read_end);
                 sys::close(write_end);
-                abandon(&plan, pidfile);
+                abandon(&mut plan, pidfile);
                 Err(Error::System {
                     action: SystemAction::Fork,
                     source,
@@ -289,6 +299,7 @@ impl Daemon {
                     &plan,
                     pidfile.as_ref(),
                 );
+                plan.close();
                 match result {
                     Ok(()) => {
                         drop(pidfile); // the daemon's descriptor keeps the lock
@@ -347,6 +358,8 @@ struct Plan {
     workdir: PathBuf,
     workdir_c: CString,
     devnull: RawFd,
+    stdout_path: Option<PathBuf>,
+    stderr_path: Option<PathBuf>,
     stdout: Option<LogFile>,
     stderr: Option<LogFile>,
     umask: u32,
@@ -383,49 +396,65 @@ impl Plan {
             path: PathBuf::from("/dev/null"),
             source,
         })?;
-        let mut plan = Plan {
+        Ok(Plan {
             pidfile,
             workdir,
             workdir_c,
             devnull,
+            stdout_path: stdout,
+            stderr_path: stderr,
             stdout: None,
             stderr: None,
             umask: daemon.umask,
             core_dumps: daemon.core_dumps,
             ready: daemon.ready,
-        };
-        for (path, action) in [
-            (stdout, PathAction::OpenStdout),
-            (stderr, PathAction::OpenStderr),
-        ] {
-            let Some(path) = path else { continue };
-            match LogFile::open(path, action) {
-                Ok(log) if action == PathAction::OpenStdout => plan.stdout = Some(log),
-                Ok(log) => plan.stderr = Some(log),
-                Err(error) => {
-                    plan.discard();
-                    return Err(error);
-                }
-            }
-        }
-        Ok(plan)
+        })
     }
 
-    /// Undoes [`Plan::prepare`] in the launcher after a failure before the fork: closes what
-    /// it opened and removes the log files it created.
-    fn discard(&self) {
-        sys::close(self.devnull);
-        for log in [&self.stdout, &self.stderr].into_iter().flatten() {
+    /// Opens (creating them 0640 if needed) the log files. On failure, [`Plan::discard`]
+    /// undoes what it did.
+    fn open_logs(&mut self) -> Result<(), Error> {
+        if let Some(path) = &self.stdout_path {
+            self.stdout = Some(LogFile::open(path.clone(), PathAction::OpenStdout)?);
+        }
+        if let Some(path) = &self.stderr_path {
+            self.stderr = Some(LogFile::open(path.clone(), PathAction::OpenStderr)?);
+        }
+        Ok(())
+    }
+
+    /// Closes the launcher's copies of the files (the daemon has its own), once.
+    fn close(&mut self) {
+        if self.devnull >= 0 {
+            sys::close(self.devnull);
+            self.devnull = -1;
+        }
+        for log in [self.stdout.take(), self.stderr.take()]
+            .into_iter()
+            .flatten()
+        {
             sys::close(log.fd);
-            if log.created {
-                let _ = std::fs::remove_file(&log.path);
-            }
+        }
+    }
+
+    /// Undoes [`Plan::prepare`] and [`Plan::open_logs`] in the launcher after a failure
+    /// before the fork: closes what they opened and removes the log files they created.
+    fn discard(&mut self) {
+        let created: Vec<PathBuf> = [&self.stdout, &self.stderr]
+            .into_iter()
+            .flatten()
+            .filter(|log| log.created)
+            .map(|log| log.path.clone())
+            .collect();
+        self.close();
+        for path in created {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
 
 /// Gives up in the launcher after the pidfile was locked and before the fork.
-fn abandon(plan: &Plan, pidfile: Option<Pidfile>) {
+fn abandon(plan: &mut Plan, pidfile: Option<Pidfile>) {
     if let Some(pidfile) = pidfile {
         pidfile.remove();
     }
@@ -598,19 +627,28 @@ fn become_daemon(plan: &Plan, pidfile: Option<Pidfile>, notifier: Notifier) {
 }
 
 /// The launcher's side of step 12: wait for the daemon's word, or its end, or the deadline.
+/// On failure it returns only once the daemon is gone (so that "exit 1" also means "nothing
+/// left running"), and removes the pidfile only then: a lock on a file no longer at the path
+/// would let a second instance start beside a daemon that is still alive.
 fn await_readiness(
     mut listener: Listener,
     timeout: Duration,
     plan: &Plan,
     pidfile: Option<&Pidfile>,
 ) -> Result<(), Error> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + timeout.min(MAX_READY_TIMEOUT);
     let mut pid = None;
     let error = loop {
-        let message = listener.next(deadline).map_err(|source| Error::System {
-            action: SystemAction::ReadinessWait,
-            source,
-        })?;
+        let message = match listener.next(deadline) {
+            Ok(message) => message,
+            Err(source) => {
+                stop(pid, &mut listener);
+                break Error::System {
+                    action: SystemAction::ReadinessWait,
+                    source,
+                };
+            }
+        };
         match message {
             Message::Pid(daemon) => pid = Some(daemon),
             Message::Ready => return Ok(()),
@@ -618,9 +656,7 @@ fn await_readiness(
             Message::Failed(message) => break Error::Main { message },
             Message::Closed => break Error::ExitedBeforeReady,
             Message::TimedOut => {
-                if let Some(daemon) = pid {
-                    stop(daemon, &mut listener);
-                }
+                stop(pid, &mut listener);
                 break Error::NotReady {
                     timeout,
                     pid: pid.map(|pid| pid as u32),
@@ -628,20 +664,30 @@ fn await_readiness(
             }
         }
     };
-    // Return only once the daemon is gone, so that "exit 1" also means "nothing left".
-    listener.wait_closed(Instant::now() + readiness::GONE_WAIT);
-    if let Some(pidfile) = pidfile {
-        pidfile.remove();
+    // After a failure message the daemon is on its way out; make sure of it.
+    if !listener.wait_closed(Instant::now() + readiness::GONE_WAIT) {
+        stop(pid, &mut listener);
+    }
+    if listener.is_closed() {
+        if let Some(pidfile) = pidfile {
+            pidfile.remove();
+        }
     }
     Err(error)
 }
 
+/// `ready_timeout` values above this are taken as this (so that no deadline overflows).
+const MAX_READY_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Stops a daemon that missed its deadline: SIGTERM (its handler removes the pidfile), then
-/// SIGKILL if it is still there after a moment.
-fn stop(pid: sys::pid_t, listener: &mut Listener) {
+/// SIGKILL if it is still there after a moment. Without its pid (it never got as far as
+/// sending it) there is nothing to signal.
+fn stop(pid: Option<sys::pid_t>, listener: &mut Listener) {
+    let Some(pid) = pid else { return };
     let _ = sys::kill(pid, libc::SIGTERM);
     if !listener.wait_closed(Instant::now() + readiness::GONE_WAIT) {
         let _ = sys::kill(pid, libc::SIGKILL);
+        listener.wait_closed(Instant::now() + readiness::GONE_WAIT);
     }
 }
 

@@ -65,17 +65,22 @@ fn close_gaps(keep: &[u32]) -> std::io::Result<()> {
     sys::close_range(first, u32::MAX)
 }
 
-/// The open descriptors, from `/proc/self/fd` (Linux) or `/dev/fd` (the BSDs, macOS).
+/// The open descriptors, from `/proc/self/fd` (Linux) or `/dev/fd` (macOS, where it lists
+/// them all; on FreeBSD without fdescfs it would list only 0-2, so it is not used there).
 fn listed_descriptors() -> Option<Vec<u32>> {
-    for dir in ["/proc/self/fd", "/dev/fd"] {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            // Collect first: the directory's own descriptor is in the list, and closing it
-            // while reading would end the listing early. It is closed when `entries` drops.
-            let fds = entries
-                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-                .collect();
-            return Some(fds);
-        }
-    }
-    None
+    let dir = if cfg!(any(target_os = "linux", target_os = "android")) {
+        "/proc/self/fd"
+    } else if cfg!(target_os = "macos") {
+        "/dev/fd"
+    } else {
+        return None;
+    };
+    let entries = std::fs::read_dir(dir).ok()?;
+    // Collect first: the directory's own descriptor is in the list, and closing it while
+    // reading would end the listing early. It is closed when `entries` drops.
+    Some(
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+    )
 }

@@ -12,12 +12,12 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long a second launcher waits for the winner to write its pid into a locked pidfile.
-const PID_WAIT: Duration = Duration::from_secs(1);
+const PID_WAIT: Duration = Duration::from_secs(3);
 
 /// An open, locked pidfile.
 #[derive(Debug)]
@@ -31,6 +31,9 @@ pub(crate) struct Pidfile {
 /// The daemon's pidfile, for the removal at exit and in the SIGTERM handler.
 static DAEMON_PIDFILE: OnceLock<Pidfile> = OnceLock::new();
 static REMOVED: AtomicBool = AtomicBool::new(false);
+/// The daemon's pid: a process it forks inherits the atexit and signal handlers, and must not
+/// remove the pidfile when it exits.
+static OWNER: AtomicI32 = AtomicI32::new(0);
 
 impl Pidfile {
     /// Opens (creating it 0644 if needed) and locks the pidfile at `path`.
@@ -132,6 +135,7 @@ impl Pidfile {
 
     /// Makes this the pidfile that [`remove_at_exit`] removes. Called once, in the daemon.
     pub(crate) fn keep_until_exit(self) {
+        OWNER.store(sys::getpid(), Ordering::SeqCst);
         let _ = DAEMON_PIDFILE.set(self);
     }
 }
@@ -142,10 +146,14 @@ impl Drop for Pidfile {
     }
 }
 
-/// Removes the daemon's pidfile, once. Registered with `atexit` (normal return, `Err`, a
-/// panic that unwinds out of `main`, `std::process::exit`) and called by the SIGTERM handler.
-/// Async-signal-safe: it reads a `OnceLock` and makes three system calls.
+/// Removes the daemon's pidfile, once, and only in the daemon itself (not in a process it
+/// forked). Registered with `atexit` (normal return, `Err`, a panic that unwinds out of
+/// `main`, `std::process::exit`) and called by the SIGTERM handler. Async-signal-safe: it
+/// reads a `OnceLock` and makes a few system calls.
 pub(crate) extern "C" fn remove_at_exit() {
+    if OWNER.load(Ordering::SeqCst) != sys::getpid() {
+        return;
+    }
     if let Some(pidfile) = DAEMON_PIDFILE.get() {
         if !REMOVED.swap(true, Ordering::SeqCst) {
             pidfile.remove();

@@ -196,6 +196,11 @@ impl Listener {
         }
     }
 
+    /// Whether every write end is closed: the daemon is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// Waits (until `deadline` at most) for every write end to close, discarding messages.
     pub(crate) fn wait_closed(&mut self, deadline: Instant) -> bool {
         loop {

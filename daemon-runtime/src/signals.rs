@@ -27,7 +27,7 @@ pub(crate) fn reset_for_launch() -> io::Result<()> {
         // an inherited "ignore" on them is undone through the kernel directly.
         match result {
             Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
-                sys::kernel_default_disposition(signal)?
+                sys::kernel_unignore(signal)?
             }
             other => other?,
         }

@@ -353,36 +353,50 @@ pub(crate) fn set_disposition(signal: libc::c_int, disposition: Disposition) -> 
     }
 }
 
-/// rt_sigaction(2) straight to the kernel, to set `SIG_DFL` on the signals the C library
-/// reserves for itself (glibc's 32 and 33) and refuses to touch: a parent may have left them
-/// ignored, and nothing else would undo it. The C library installs its own handlers for them
-/// when it needs them.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn kernel_default_disposition(signal: libc::c_int) -> io::Result<()> {
-    // The kernel's `struct sigaction` (handler, flags, restorer, mask) with every field zero
-    // is SIG_DFL, no flags, an empty mask, on every architecture; 64 bytes cover its size.
-    let action = [0u64; 8];
-    // The kernel's sigset is 64 signals, 8 bytes, on the architectures Rust supports but MIPS.
-    let sigset_size: libc::c_long = if cfg!(any(target_arch = "mips", target_arch = "mips64")) {
-        16
-    } else {
-        8
-    };
-    // SAFETY: `action` is readable for the size the kernel reads; no old action is asked for.
+/// rt_sigaction(2) straight to the kernel, for the signals the C library reserves for itself
+/// (glibc's 32 and 33) and refuses to touch: if a parent left one of them ignored, it is set
+/// back to `SIG_DFL`; any other disposition (the C library's own handler) is left alone.
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    not(any(target_arch = "mips", target_arch = "mips64"))
+))]
+pub(crate) fn kernel_unignore(signal: libc::c_int) -> io::Result<()> {
+    // The kernel's `struct sigaction` starts with the handler on these architectures (not on
+    // MIPS, excluded above); 64 bytes cover its size. All zero is SIG_DFL, no flags, an empty
+    // mask. The kernel's sigset is 8 bytes here.
+    let mut old = [0u64; 8];
+    let new = [0u64; 8];
+    // SAFETY: `old` is writable and large enough for the kernel's struct; no new action.
     cvt(unsafe {
         libc::syscall(
             libc::SYS_rt_sigaction,
             signal,
-            action.as_ptr(),
+            std::ptr::null::<u8>(),
+            old.as_mut_ptr(),
+            8,
+        )
+    })?;
+    if old[0] as libc::sighandler_t != libc::SIG_IGN {
+        return Ok(());
+    }
+    // SAFETY: `new` is readable for the size the kernel reads; no old action is asked for.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            new.as_ptr(),
             std::ptr::null_mut::<u8>(),
-            sigset_size,
+            8,
         )
     })
     .map(drop)
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn kernel_default_disposition(_signal: libc::c_int) -> io::Result<()> {
+#[cfg(not(all(
+    any(target_os = "linux", target_os = "android"),
+    not(any(target_arch = "mips", target_arch = "mips64"))
+)))]
+pub(crate) fn kernel_unignore(_signal: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 

@@ -38,8 +38,10 @@ fn traced_start(sandbox: &Sandbox, extra: &[&str]) -> (String, Vec<i32>, u64) {
         .spawn()
         .expect("strace is needed for this test (apt-get install strace)");
     // strace follows the daemon too, so it returns only once the daemon is gone.
+    // Up and past readiness: main's body has written its first line (the readiness pipe is
+    // closed by then).
     wait_until("the daemon is up", LAUNCH_TIMEOUT, || {
-        std::fs::read_to_string(sandbox.pidfile()).is_ok_and(|pid| pid.ends_with('\n'))
+        std::fs::read_to_string(sandbox.path("stdout.log")).is_ok_and(|log| log.contains(" up"))
     });
     let pid = sandbox.daemon_pid();
     let fds: Vec<i32> = fds(pid).into_keys().collect();

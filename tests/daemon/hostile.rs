@@ -122,20 +122,27 @@ fn started_as_the_session_leader_of_a_terminal_that_then_hangs_up() {
 fn a_terminal_hanging_up_while_the_launcher_waits_does_not_stop_the_start() {
     let sandbox = Sandbox::new("hangup-wait");
     let mut pty = Pty::open();
-    // The daemon takes 600 ms to be ready; the terminal goes away after 150 ms, while the
-    // launcher waits on the readiness pipe.
+    // The daemon takes 1 s to be ready; the terminal goes away as soon as the daemon exists
+    // (its pid is in the pidfile), while the launcher waits on the readiness pipe.
     let mut command = sandbox.command("manual_ready");
-    command.env("DELAY_MS", "600");
+    command.env("DELAY_MS", "1000");
     pty.attach(&mut command);
     let start = Instant::now();
     let launcher = command.spawn().expect("spawn");
-    std::thread::sleep(Duration::from_millis(150));
+    wait_until("the daemon wrote its pid", LAUNCH_TIMEOUT, || {
+        std::fs::read_to_string(sandbox.pidfile()).is_ok_and(|pid| pid.ends_with('\n'))
+    });
+    let hung_up_at = start.elapsed();
     pty.hang_up();
     let launched = finish(launcher, start);
     assert_eq!(launched.code(), Some(0), "{launched:?}");
     assert!(
-        launched.elapsed >= Duration::from_millis(600),
+        launched.elapsed >= Duration::from_millis(1000),
         "returned before the daemon was ready"
+    );
+    assert!(
+        hung_up_at < Duration::from_millis(1000),
+        "the hang-up came after readiness ({hung_up_at:?})"
     );
     let pid = sandbox.daemon_pid();
     assert!(is_alive(pid));

@@ -90,6 +90,12 @@ fn sixteen_concurrent_launchers_start_exactly_one_daemon() {
         );
     }
     assert_eq!(sandbox.processes(), vec![pid]);
+    // The losers touched no file of the winner's: its log is still the one at the path.
+    assert_eq!(
+        fds(pid)[&1],
+        sandbox.path("stdout.log"),
+        "the winner's log was unlinked"
+    );
 }
 
 #[test]

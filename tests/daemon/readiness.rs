@@ -114,3 +114,18 @@ fn the_pidfile_is_removed_however_main_ends_after_ready() {
         );
     }
 }
+
+#[test]
+fn sigterm_while_the_launcher_waits_ends_the_start_cleanly() {
+    let sandbox = Sandbox::new("manual-term");
+    let mut command = sandbox.command("manual_ready");
+    command.env("MODE", "hang");
+    let start = std::time::Instant::now();
+    let launcher = command.spawn().expect("spawn");
+    wait_until("the daemon wrote its pid", LAUNCH_TIMEOUT, || {
+        std::fs::read_to_string(sandbox.pidfile()).is_ok_and(|pid| pid.ends_with('\n'))
+    });
+    signal(sandbox.daemon_pid(), libc::SIGTERM);
+    let launched = finish(launcher, start);
+    assert_fails(&sandbox, &launched, "the daemon exited before it was ready");
+}

@@ -117,38 +117,61 @@ fn the_builder_by_hand_starts_the_same_daemon() {
     let sandbox = Sandbox::new("by-hand");
     launch(&mut sandbox.command("by_hand")).assert_started();
     let pid = sandbox.daemon_pid();
-    let fds = fds(pid);
-    assert_eq!(fds.keys().copied().collect::<Vec<_>>().len(), 4, "{fds:?}");
-    assert!(fds.values().any(|target| *target == sandbox.pidfile()));
-    assert_eq!(stat(pid).tty_nr, 0);
-    assert_ne!(stat(pid).session, pid);
+    let null = PathBuf::from("/dev/null");
+    assert_proper_daemon(
+        pid,
+        &Expect {
+            umask: "0022",
+            cwd: Path::new("/"),
+            fds: vec![(0, null.clone()), (1, null.clone()), (2, null)],
+            pidfile: &sandbox.pidfile(),
+            foreign_sessions: vec![own_session()],
+        },
+    );
 }
 
 #[test]
 fn the_launcher_reaps_the_first_child_before_it_waits() {
     let sandbox = Sandbox::new("reap");
-    // The daemon takes 800 ms to be ready; meanwhile the launcher waits, and its children are
-    // visible in /proc. The first child left right after the second fork.
+    // The daemon never becomes ready (MODE=hang): for its 1.5 s ready_timeout the launcher
+    // waits, and its children are visible in /proc. The first child left right after the
+    // second fork, and must have been reaped.
+    let mut command = sandbox.command("manual_ready");
+    command.env("MODE", "hang");
     let start = std::time::Instant::now();
-    let launcher = sandbox
-        .command("manual_ready")
-        .env("DELAY_MS", "800")
-        .spawn()
-        .expect("spawn");
+    let launcher = command.spawn().expect("spawn");
     let launcher_pid = launcher.id();
     wait_until("the daemon wrote its pid", GONE_TIMEOUT, || {
         fs::read_to_string(sandbox.pidfile()).is_ok_and(|content| content.ends_with('\n'))
     });
-    let children =
-        fs::read_to_string(format!("/proc/{launcher_pid}/task/{launcher_pid}/children")).unwrap();
+    let children = fs::read_to_string(format!("/proc/{launcher_pid}/task/{launcher_pid}/children"));
     assert!(
-        start.elapsed() < std::time::Duration::from_millis(800),
+        start.elapsed() < std::time::Duration::from_millis(1500),
         "too late to look: the launcher may be gone"
     );
     assert_eq!(
-        children.trim(),
+        children.unwrap().trim(),
         "",
         "the launcher still has children (an unreaped first child?)"
     );
-    finish(launcher, start).assert_started();
+    assert_eq!(finish(launcher, start).code(), Some(1));
+}
+
+#[test]
+fn a_process_the_daemon_forks_does_not_remove_the_pidfile_when_it_exits() {
+    let sandbox = Sandbox::new("forked-child");
+    // The probe forks a child (no exec) that inherits the atexit and SIGTERM handlers, and
+    // exits after 100 ms.
+    launch(sandbox.command("probe").env("PROBE_FORK", "1")).assert_started();
+    let pid = sandbox.daemon_pid();
+    wait_until("the forked child said it left", GONE_TIMEOUT, || {
+        fs::read_to_string(sandbox.path("stdout.log")).is_ok_and(|log| log.contains("child exits"))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        read_pid(&sandbox.pidfile()),
+        pid,
+        "the child removed or changed the pidfile"
+    );
+    assert!(is_locked(&sandbox.pidfile()));
 }

@@ -57,8 +57,10 @@ pub fn example(name: &str) -> PathBuf {
     {
         BUILD.call_once(|| {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let release = dir.parent().and_then(Path::file_name) == Some("release".as_ref());
             let status = Command::new(cargo)
                 .args(["build", "--examples", "--quiet"])
+                .args(release.then_some("--release"))
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("run cargo build --examples");
@@ -77,6 +79,8 @@ pub fn example(name: &str) -> PathBuf {
 /// the directory removed.
 pub struct Sandbox {
     pub dir: PathBuf,
+    /// Every daemon pid read from the pidfile, to reap at the end.
+    daemons: std::cell::RefCell<Vec<i32>>,
 }
 
 impl Sandbox {
@@ -90,7 +94,10 @@ impl Sandbox {
         ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create sandbox");
-        Sandbox { dir }
+        Sandbox {
+            dir,
+            daemons: Default::default(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -150,21 +157,32 @@ impl Sandbox {
 
     /// Reads the pid in the pidfile.
     pub fn daemon_pid(&self) -> i32 {
-        read_pid(&self.pidfile())
+        let pid = read_pid(&self.pidfile());
+        self.daemons.borrow_mut().push(pid);
+        pid
     }
 }
 
 impl Drop for Sandbox {
+    /// Must not panic: it also runs while a failed test unwinds.
     fn drop(&mut self) {
-        for _ in 0..3 {
-            let pids = self.processes();
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                // SAFETY: kill takes integers only.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                let _ = wait_for_exit(pid, GONE_TIMEOUT);
+        let mut pids = self.processes();
+        pids.extend(self.daemons.borrow().iter().copied());
+        for &pid in &pids {
+            // SAFETY: kill takes integers only.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        // Reap them (the daemons are this subreaper's children), without waiting forever.
+        let deadline = Instant::now() + GONE_TIMEOUT;
+        for pid in pids {
+            while Instant::now() < deadline {
+                let mut raw = 0;
+                // SAFETY: `raw` is valid for one write.
+                let reaped = unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) };
+                if reaped == pid || (reaped == -1 && !is_alive(pid)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
         let _ = fs::remove_dir_all(&self.dir);

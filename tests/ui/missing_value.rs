@@ -1,2 +1,2 @@
-#[daemon_runtime::daemon(control)]
+#[daemon_runtime::daemon(core_dumps, control)]
 fn main() {}
