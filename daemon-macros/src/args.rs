@@ -42,6 +42,9 @@ pub(crate) struct Args {
     pub(crate) ready: Option<Setting<Ready>>,
     pub(crate) ready_timeout: Option<Setting<Seconds>>,
     pub(crate) core_dumps: Option<Setting<bool>>,
+    pub(crate) graceful: Option<Setting<bool>>,
+    pub(crate) stop_timeout: Option<Setting<Seconds>>,
+    pub(crate) control: Option<Setting<bool>>,
     pub(crate) name: Option<Setting<String>>,
     pub(crate) krate: Option<Setting<syn::Path>>,
     seen: HashMap<&'static str, Span>,
@@ -203,28 +206,33 @@ impl Args {
             }
             "detach" => {
                 choice(key, value, &["auto", "always", "never"])?;
-                return Err(not_yet(key_span, "`detach` is not supported yet: today the daemon always detaches (double fork); leave it out for now"));
+                return Err(not_yet(key_span, "`detach` is not supported yet: today the daemon always detaches (double fork), except under the `run` command of `control = true`; leave it out for now"));
             }
             "shutdown" => {
-                if choice(key, value, &["exit", "graceful"])? == "graceful" {
-                    return Err(not_yet(span, "`shutdown = \"graceful\"` is not supported yet: today SIGTERM and SIGINT end the daemon at once, which is `shutdown = \"exit\"`"));
-                }
+                let graceful = choice(key, value, &["exit", "graceful"])? == "graceful";
+                set(&mut self.graceful, graceful, key_span, span);
             }
-            "stop_timeout" => {
-                seconds(key, value)?;
-                return Err(not_yet(key_span, "`stop_timeout` is not supported yet: it belongs to the control commands (`control = true`), which are planned"));
-            }
-            "control" => {
-                if boolean(key, value)? {
-                    return Err(not_yet(span, "`control = true` is not supported yet: the start/stop/status/reload commands are planned; leave it out for now"));
-                }
-            }
+            "stop_timeout" => set(&mut self.stop_timeout, seconds(key, value)?, key_span, span),
+            "control" => set(&mut self.control, boolean(key, value)?, key_span, span),
             _ => unreachable!("every key of KEYS is handled"),
         }
         Ok(())
     }
 
     fn check_conflicts(&self, errors: &mut Errors) {
+        let control = self.control.as_ref().filter(|control| control.value);
+        if let (Some(control), None) = (control, &self.pidfile) {
+            errors.at(
+                control.span,
+                "`control = true` needs a `pidfile`: `stop`, `status` and `reload` find the daemon through its lock",
+            );
+        }
+        if let (Some(timeout), None) = (&self.stop_timeout, control) {
+            errors.at(
+                timeout.key,
+                "`stop_timeout` is used by the `stop` command, which comes with `control = true`; add that, or remove `stop_timeout`",
+            );
+        }
         let Some(pidfile) = &self.pidfile else { return };
         for (key, log) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             if let Some(log) = log.as_ref().filter(|log| log.value == pidfile.value) {

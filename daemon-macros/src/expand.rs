@@ -69,21 +69,36 @@ fn builder_calls(args: &Args, krate: &TokenStream) -> Vec<TokenStream> {
         calls.push(quote!(.ready(#krate::Ready::#mode)));
     }
     if let Some(timeout) = &args.ready_timeout {
-        let duration = match timeout.value {
-            Seconds::Whole(whole) => {
-                let whole = Literal::u64_unsuffixed(whole);
-                quote!(::core::time::Duration::from_secs(#whole))
-            }
-            Seconds::Fraction(fraction) => {
-                let fraction = Literal::f64_unsuffixed(fraction);
-                quote!(::core::time::Duration::from_secs_f64(#fraction))
-            }
-        };
+        let duration = duration(timeout.value);
         calls.push(quote!(.ready_timeout(#duration)));
+    }
+    if let Some(graceful) = args.graceful.as_ref().filter(|graceful| graceful.value) {
+        calls.push(quote_spanned!(graceful.span=> .shutdown(#krate::Shutdown::Graceful)));
+    }
+    if let Some(timeout) = &args.stop_timeout {
+        let duration = duration(timeout.value);
+        calls.push(quote!(.stop_timeout(#duration)));
+    }
+    if let Some(control) = &args.control {
+        let enabled = control.value;
+        calls.push(quote!(.control(#enabled)));
     }
     if let Some(core_dumps) = &args.core_dumps {
         let allowed = core_dumps.value;
         calls.push(quote!(.core_dumps(#allowed)));
     }
     calls
+}
+
+fn duration(seconds: Seconds) -> TokenStream {
+    match seconds {
+        Seconds::Whole(whole) => {
+            let whole = Literal::u64_unsuffixed(whole);
+            quote!(::core::time::Duration::from_secs(#whole))
+        }
+        Seconds::Fraction(fraction) => {
+            let fraction = Literal::f64_unsuffixed(fraction);
+            quote!(::core::time::Duration::from_secs_f64(#fraction))
+        }
+    }
 }

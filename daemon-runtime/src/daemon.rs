@@ -1,11 +1,12 @@
 //! The builder, [`Daemon`], and the start-up sequence of SPEC §3.
 
+use crate::control;
 use crate::error::{Error, PathAction, SystemAction};
 use crate::fds;
 use crate::paths::{self, Cwd};
 use crate::pidfile::{self, Pidfile};
 use crate::readiness::{self, Listener, Message, Notifier};
-use crate::signals;
+use crate::signals::{self, Handling};
 use crate::sys::{self, Forked};
 use std::ffi::CString;
 use std::fmt::Debug;
@@ -23,6 +24,18 @@ pub enum Ready {
     Auto,
     /// Ready when the body calls [`ready()`](crate::ready()).
     Manual,
+}
+
+/// What `SIGTERM` and `SIGINT` do (the `shutdown` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shutdown {
+    /// Remove the pidfile and exit 0 at once, without running destructors.
+    #[default]
+    Exit,
+    /// Only request a shutdown: the body observes it through
+    /// [`shutdown_requested()`](crate::shutdown_requested), [`wait()`](crate::wait) or
+    /// [`events_fd()`](crate::events_fd), and returns from `main`; the pidfile goes then.
+    Graceful,
 }
 
 /// A daemon to start: the builder behind `#[daemon]`, usable by hand.
@@ -55,16 +68,19 @@ pub enum Ready {
 /// and relative paths are resolved against the launch directory, both at start-up.
 #[derive(Debug, Clone)]
 pub struct Daemon {
-    name: Option<String>,
-    pidfile: Option<PathBuf>,
-    umask: u32,
-    workdir: PathBuf,
-    stdout: Option<PathBuf>,
-    stderr: Option<PathBuf>,
-    keep_fds: Vec<RawFd>,
-    ready: Ready,
-    ready_timeout: Duration,
-    core_dumps: bool,
+    pub(crate) name: Option<String>,
+    pub(crate) pidfile: Option<PathBuf>,
+    pub(crate) umask: u32,
+    pub(crate) workdir: PathBuf,
+    pub(crate) stdout: Option<PathBuf>,
+    pub(crate) stderr: Option<PathBuf>,
+    pub(crate) keep_fds: Vec<RawFd>,
+    pub(crate) ready: Ready,
+    pub(crate) ready_timeout: Duration,
+    pub(crate) core_dumps: bool,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) stop_timeout: Duration,
+    pub(crate) control: bool,
 }
 
 impl Default for Daemon {
@@ -89,6 +105,9 @@ impl Daemon {
             ready: Ready::Auto,
             ready_timeout: Duration::from_secs(30),
             core_dumps: false,
+            shutdown: Shutdown::Exit,
+            stop_timeout: Duration::from_secs(10),
+            control: false,
         }
     }
 
@@ -154,6 +173,25 @@ impl Daemon {
         self
     }
 
+    /// What `SIGTERM` and `SIGINT` do, see [`Shutdown`].
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Daemon {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// How long the `stop` command waits after `SIGTERM` before it sends `SIGKILL`.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Daemon {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// Whether the first argument is a command: `start` (the default), `stop`, `restart`,
+    /// `status`, `reload`, `run`; see [`ControlCommand`]. Needs a [`pidfile`](Daemon::pidfile).
+    pub fn control(mut self, enabled: bool) -> Daemon {
+        self.control = enabled;
+        self
+    }
+
     /// Starts the daemon, runs `main` inside it, and returns what `main` returns (so that
     /// `fn main() -> Result<(), E>` keeps its meaning). This is what `#[daemon]` expands to.
     ///
@@ -163,9 +201,26 @@ impl Daemon {
     pub fn run<R: MainOutput>(self, main: impl FnOnce() -> R) -> R {
         let name = self.display_name();
         let manual = self.ready == Ready::Manual;
-        if let Err(error) = self.start() {
-            eprintln!("{name}: {error}");
-            std::process::exit(1);
+        let detach = if self.control {
+            match control::dispatch(&self, &name) {
+                control::Next::Exit(code) => std::process::exit(code),
+                control::Next::Start => Detach::Announce,
+                control::Next::Foreground => Detach::Foreground,
+            }
+        } else {
+            Detach::Quiet
+        };
+        match self.launch(detach) {
+            Ok(()) => {}
+            Err(error @ Error::AlreadyRunning { .. }) if detach == Detach::Announce => {
+                // LSB: `start` on a running service succeeds.
+                println!("{name}: {error}");
+                std::process::exit(0);
+            }
+            Err(error) => {
+                eprintln!("{name}: {error}");
+                std::process::exit(1);
+            }
         }
         if !manual {
             return main();
@@ -230,6 +285,10 @@ impl Daemon {
     /// The process state that was changed (descriptors closed, dispositions reset) stays
     /// changed: the caller is expected to print the error and exit.
     pub fn start(self) -> Result<(), Error> {
+        self.launch(Detach::Quiet)
+    }
+
+    fn launch(&self, detach: Detach) -> Result<(), Error> {
         if let Some(count) = thread_count().filter(|&count| count > 1) {
             return Err(Error::Threads { count });
         }
@@ -243,7 +302,7 @@ impl Daemon {
             action: SystemAction::Signals,
             source,
         })?;
-        let mut plan = Plan::prepare(&self)?;
+        let mut plan = Plan::prepare(self)?;
         // The pidfile before the log files: a launcher that loses to a running instance
         // must not create (and then remove) a log file the winner is using.
         let pidfile = match &plan.pidfile {
@@ -259,6 +318,12 @@ impl Daemon {
         if let Err(error) = plan.open_logs() {
             abandon(&mut plan, pidfile);
             return Err(error);
+        }
+        if detach == Detach::Foreground {
+            return set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
+                pidfile::remove_at_exit();
+                Step::error(step as u8, error.raw_os_error().unwrap_or(0), &plan)
+            });
         }
         // Whatever the program printed and left in Rust's stdout buffer would otherwise be
         // written twice: by the launcher at exit, and by the daemon.
@@ -286,7 +351,7 @@ impl Daemon {
             Ok(Forked::Child) => {
                 sys::close(read_end);
                 let notifier = Notifier::new(write_end);
-                become_daemon(&plan, pidfile, notifier);
+                become_daemon(&mut plan, pidfile, notifier);
                 Ok(())
             }
             Ok(Forked::Parent(child)) => {
@@ -301,8 +366,11 @@ impl Daemon {
                 );
                 plan.close();
                 match result {
-                    Ok(()) => {
+                    Ok(pid) => {
                         drop(pidfile); // the daemon's descriptor keeps the lock
+                        if detach == Detach::Announce {
+                            println!("{}: started (pid {pid})", self.display_name());
+                        }
                         std::process::exit(0)
                     }
                     Err(error) => Err(error),
@@ -365,6 +433,8 @@ struct Plan {
     umask: u32,
     core_dumps: bool,
     ready: Ready,
+    /// For the daemon's SIGHUP handler, which reopens the logs.
+    handling: Option<Handling>,
 }
 
 struct LogFile {
@@ -396,6 +466,17 @@ impl Plan {
             path: PathBuf::from("/dev/null"),
             source,
         })?;
+        let handling = Handling {
+            graceful: daemon.shutdown == Shutdown::Graceful,
+            stdout: stdout
+                .as_deref()
+                .map(|path| c_path(path, PathAction::OpenStdout))
+                .transpose()?,
+            stderr: stderr
+                .as_deref()
+                .map(|path| c_path(path, PathAction::OpenStderr))
+                .transpose()?,
+        };
         Ok(Plan {
             pidfile,
             workdir,
@@ -408,6 +489,7 @@ impl Plan {
             umask: daemon.umask,
             core_dumps: daemon.core_dumps,
             ready: daemon.ready,
+            handling: Some(handling),
         })
     }
 
@@ -560,7 +642,7 @@ impl Step {
 /// The two children. Only system calls on values prepared by the launcher run here until
 /// set-up is over: no allocation, no lock (SPEC §3 steps 5-10). Returns only in the daemon,
 /// set up; every failure is sent to the launcher and ends the process with `_exit(1)`.
-fn become_daemon(plan: &Plan, pidfile: Option<Pidfile>, notifier: Notifier) {
+fn become_daemon(plan: &mut Plan, pidfile: Option<Pidfile>, notifier: Notifier) {
     // First child: a new session, so that the daemon belongs to no terminal's session.
     if let Err(error) = sys::setsid() {
         notifier.step_failed(Step::Setsid as u8, &error);
@@ -577,53 +659,64 @@ fn become_daemon(plan: &Plan, pidfile: Option<Pidfile>, notifier: Notifier) {
     }
     // The daemon: not a session leader, so it can never acquire a controlling terminal.
     notifier.pid(sys::getpid());
-    let fail = |step: Step, error: io::Error| -> ! {
+    if let Err((step, error)) = set_up(plan, pidfile, false) {
         notifier.step_failed(step as u8, &error);
         pidfile::remove_at_exit();
         sys::exit_now(1);
-    };
-    if let Some(pidfile) = pidfile {
-        pidfile.keep_until_exit();
-    }
-    // Step 6: stdio. Every fd of ours is above 2 (fds::ensure_standard_open saw to that).
-    let stdout = plan.stdout.as_ref().map_or(plan.devnull, |log| log.fd);
-    let stderr = plan.stderr.as_ref().map_or(plan.devnull, |log| log.fd);
-    for (from, to) in [(plan.devnull, 0), (stdout, 1), (stderr, 2)] {
-        if let Err(error) = sys::dup2(from, to) {
-            fail(Step::Stdio, error);
-        }
-    }
-    sys::close(plan.devnull);
-    for log in [&plan.stdout, &plan.stderr].into_iter().flatten() {
-        sys::close(log.fd);
-    }
-    // Step 7: umask, working directory.
-    sys::umask(plan.umask);
-    if let Err(error) = sys::chdir(&plan.workdir_c) {
-        fail(Step::Workdir, error);
-    }
-    // Step 8: signals. The SIGTERM handler removes the pidfile, so it comes after
-    // `keep_until_exit` above.
-    if let Err(error) = signals::for_daemon() {
-        fail(Step::Signals, error);
-    }
-    if !plan.core_dumps {
-        if let Err(error) = sys::forbid_core_dumps() {
-            fail(Step::CoreLimit, error);
-        }
-    }
-    if let Err(error) = sys::at_exit(pidfile::remove_at_exit) {
-        fail(Step::ExitHandler, error);
-    }
-    // Step 9: the pid, while holding the lock.
-    if let Err(error) = pidfile::write_daemon_pid(sys::getpid()) {
-        fail(Step::WritePid, error);
     }
     // Step 12.
     match plan.ready {
         Ready::Auto => notifier.ready(),
         Ready::Manual => notifier.park(),
     }
+}
+
+/// Steps 6-9, in the daemon (or in the foreground process of the `run` command). Allocates
+/// nothing.
+fn set_up(
+    plan: &mut Plan,
+    pidfile: Option<Pidfile>,
+    foreground: bool,
+) -> Result<(), (Step, io::Error)> {
+    if let Some(pidfile) = pidfile {
+        pidfile.keep_until_exit();
+    }
+    // Step 6: stdio. Every fd of ours is above 2 (fds::ensure_standard_open saw to that). In
+    // the foreground, output without a log file stays where the supervisor or terminal put it.
+    let keep = |fd| if foreground { fd } else { plan.devnull };
+    let stdout = plan.stdout.as_ref().map_or(keep(1), |log| log.fd);
+    let stderr = plan.stderr.as_ref().map_or(keep(2), |log| log.fd);
+    for (from, to) in [(plan.devnull, 0), (stdout, 1), (stderr, 2)] {
+        if from != to {
+            sys::dup2(from, to).map_err(|error| (Step::Stdio, error))?;
+        }
+    }
+    plan.close();
+    // Step 7: umask, working directory.
+    sys::umask(plan.umask);
+    sys::chdir(&plan.workdir_c).map_err(|error| (Step::Workdir, error))?;
+    // Step 8: signals. The SIGTERM handler removes the pidfile, so it comes after
+    // `keep_until_exit` above.
+    if let Some(handling) = plan.handling.take() {
+        signals::for_daemon(handling).map_err(|error| (Step::Signals, error))?;
+    }
+    if !plan.core_dumps {
+        sys::forbid_core_dumps().map_err(|error| (Step::CoreLimit, error))?;
+    }
+    sys::at_exit(pidfile::remove_at_exit).map_err(|error| (Step::ExitHandler, error))?;
+    // Step 9: the pid, while holding the lock.
+    pidfile::write_daemon_pid(sys::getpid()).map_err(|error| (Step::WritePid, error))
+}
+
+/// How [`Daemon::launch`] runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Detach {
+    /// Double fork; the launcher exits 0 silently once ready (plain `#[daemon]`).
+    Quiet,
+    /// Double fork; the launcher says `NAME: started (pid N)` (the `start` command).
+    Announce,
+    /// No fork: this process is the daemon (the `run` command).
+    Foreground,
 }
 
 /// The launcher's side of step 12: wait for the daemon's word, or its end, or the deadline.
@@ -635,7 +728,7 @@ fn await_readiness(
     timeout: Duration,
     plan: &Plan,
     pidfile: Option<&Pidfile>,
-) -> Result<(), Error> {
+) -> Result<sys::pid_t, Error> {
     let deadline = Instant::now() + timeout.min(MAX_READY_TIMEOUT);
     let mut pid = None;
     let error = loop {
@@ -651,7 +744,7 @@ fn await_readiness(
         };
         match message {
             Message::Pid(daemon) => pid = Some(daemon),
-            Message::Ready => return Ok(()),
+            Message::Ready => return Ok(pid.unwrap_or(0)),
             Message::StepFailed { step, errno } => break Step::error(step, errno, plan),
             Message::Failed(message) => break Error::Main { message },
             Message::Closed => break Error::ExitedBeforeReady,

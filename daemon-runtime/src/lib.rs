@@ -22,8 +22,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod control;
 mod daemon;
 mod error;
+mod events;
 mod fds;
 mod paths;
 mod pidfile;
@@ -31,8 +33,12 @@ mod readiness;
 mod signals;
 mod sys;
 
-pub use crate::daemon::{Daemon, MainOutput, Ready};
+pub use crate::control::ControlCommand;
+pub use crate::daemon::{Daemon, MainOutput, Ready, Shutdown};
 pub use crate::error::{Error, PathAction, SystemAction};
+pub use crate::events::{
+    events_fd, reload_requested, shutdown_requested, wait, wait_timeout, Event,
+};
 pub use crate::readiness::ready;
 
 /// Turns `fn main` into a correct Unix daemon.

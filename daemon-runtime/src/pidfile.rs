@@ -168,6 +168,76 @@ pub(crate) fn write_daemon_pid(pid: sys::pid_t) -> io::Result<()> {
         .map_or(Ok(()), |pidfile| pidfile.write_pid(pid))
 }
 
+/// What a pidfile says about the service, by its lock (SPEC §8 `status`).
+#[derive(Debug)]
+pub(crate) enum Probe {
+    /// Locked: the service runs, with this pid if it could be read.
+    Running(Option<u32>),
+    /// There, but nobody holds its lock: a crash, a SIGKILL, or another program's file.
+    Stale,
+    /// No pidfile: not running.
+    Absent,
+    /// Cannot tell (permissions, not a regular file, ...).
+    Unknown(io::Error),
+}
+
+/// Looks at the pidfile without creating or changing it. The lock is tested with a shared
+/// lock taken and dropped at once, which conflicts only with the daemon's exclusive one.
+pub(crate) fn probe(path: &std::path::Path) -> Probe {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return Probe::Unknown(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path contains a NUL byte",
+        ));
+    };
+    let fd = match sys::open(
+        &c_path,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        0,
+    ) {
+        Ok(fd) => fd,
+        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => return Probe::Absent,
+        Err(error) => return Probe::Unknown(explain(error)),
+    };
+    let probe = match sys::fstat(fd) {
+        Ok(id) if !id.is_regular() => Probe::Unknown(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        )),
+        Err(error) => Probe::Unknown(error),
+        Ok(_) => match sys::try_lock_shared(fd) {
+            Ok(true) => Probe::Stale,
+            Ok(false) => Probe::Running(read_pid_of_holder(fd)),
+            Err(error) => Probe::Unknown(error),
+        },
+    };
+    sys::close(fd);
+    probe
+}
+
+/// Removes a pidfile nobody holds the lock of (after the daemon was killed): takes the lock,
+/// checks that the path still names the same file, unlinks it. Leaves a locked one alone.
+pub(crate) fn remove_stale(path: &std::path::Path) {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    let Ok(fd) = sys::open(
+        &c_path,
+        libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        0,
+    ) else {
+        return;
+    };
+    if matches!(sys::try_lock_exclusive(fd), Ok(true)) {
+        if let (Ok(held), Ok(now)) = (sys::fstat(fd), sys::lstat(&c_path)) {
+            if held.same_file(now) && held.is_regular() {
+                let _ = sys::unlink(&c_path);
+            }
+        }
+    }
+    sys::close(fd);
+}
+
 fn open_or_create(path: &std::ffi::CStr) -> io::Result<(RawFd, bool)> {
     // O_NONBLOCK: opening a FIFO must not hang; it is then refused as not a regular file.
     let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;

@@ -1,8 +1,11 @@
-//! SPEC §3 steps 2 and 8, §5 `shutdown = "exit"`.
+//! SPEC §3 steps 2 and 8, §5: the dispositions, and the daemon's handlers.
 
+use crate::events;
 use crate::pidfile;
 use crate::sys::{self, Disposition};
+use std::ffi::CString;
 use std::io;
+use std::sync::OnceLock;
 
 /// Step 2, in the launcher: an empty signal mask, and every inherited "ignore" back to
 /// default, whatever the launching shell, supervisor or parent left behind.
@@ -12,7 +15,7 @@ use std::io;
 /// report stack overflows) and is kept. Two exceptions: `SIGPIPE` stays as Rust set it (ignored, so writes return `EPIPE`), and
 /// `SIGHUP` is ignored until the daemon is in its own session: a terminal that hangs up while
 /// the launcher or the first child still belong to it must not kill the start half-way
-/// (the `ssh host mysvc` race). The daemon resets `SIGHUP` to default in [`for_daemon`].
+/// (the `ssh host mysvc` race). The daemon handles `SIGHUP` itself from [`for_daemon`] on.
 pub(crate) fn reset_for_launch() -> io::Result<()> {
     for signal in 1..=sys::highest_signal() {
         let result = match signal {
@@ -35,22 +38,63 @@ pub(crate) fn reset_for_launch() -> io::Result<()> {
     sys::unblock_all_signals()
 }
 
-/// Step 8, in the daemon: ignore the job-control signals a terminal would send, restore
-/// `SIGHUP`, and end promptly on `SIGTERM` and `SIGINT`.
-pub(crate) fn for_daemon() -> io::Result<()> {
-    sys::set_disposition(libc::SIGHUP, Disposition::Default)?;
+/// What the daemon's handlers need to know, prepared in the launcher and handed over once.
+#[derive(Debug)]
+pub(crate) struct Handling {
+    /// `shutdown = "graceful"`: SIGTERM and SIGINT only set a flag.
+    pub(crate) graceful: bool,
+    /// The log files SIGHUP reopens onto descriptors 1 and 2.
+    pub(crate) stdout: Option<CString>,
+    pub(crate) stderr: Option<CString>,
+}
+
+static HANDLING: OnceLock<Handling> = OnceLock::new();
+
+/// Step 8, in the daemon: ignore the job-control signals a terminal would send, handle
+/// `SIGHUP` (reopen the logs, request a reload), and `SIGTERM`/`SIGINT` (exit at once, or
+/// request a graceful shutdown). Allocates nothing.
+pub(crate) fn for_daemon(handling: Handling) -> io::Result<()> {
+    let _ = HANDLING.set(handling);
     for signal in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
         sys::set_disposition(signal, Disposition::Ignore)?;
     }
+    sys::set_disposition(libc::SIGHUP, Disposition::Handler(on_hangup))?;
     for signal in [libc::SIGTERM, libc::SIGINT] {
         sys::set_disposition(signal, Disposition::Handler(on_terminate))?;
     }
+    events::handlers_installed();
     Ok(())
 }
 
-/// `shutdown = "exit"`: remove the pidfile and leave at once with status 0. Only
-/// async-signal-safe calls: two `stat`s, an `unlink`, `_exit`.
+/// `shutdown = "exit"`: remove the pidfile and leave at once with status 0. `"graceful"`:
+/// set the flag and wake the body. Only async-signal-safe calls.
 extern "C" fn on_terminate(_signal: libc::c_int) {
-    pidfile::remove_at_exit();
-    sys::exit_now(0);
+    let _errno = sys::ErrnoGuard::save();
+    if HANDLING.get().is_some_and(|handling| handling.graceful) {
+        events::request_shutdown();
+    } else {
+        pidfile::remove_at_exit();
+        sys::exit_now(0);
+    }
+}
+
+/// Reopens the log files (logrotate moved them away: the new lines go to a new file at the
+/// same path), then requests a reload. Only async-signal-safe calls: open, dup2, close.
+extern "C" fn on_hangup(_signal: libc::c_int) {
+    let _errno = sys::ErrnoGuard::save();
+    if let Some(handling) = HANDLING.get() {
+        for (path, target) in [(&handling.stdout, 1), (&handling.stderr, 2)] {
+            let Some(path) = path else { continue };
+            if let Ok(fd) = sys::open(
+                path,
+                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NONBLOCK,
+                0o640,
+            ) {
+                // A failed reopen keeps the old file: better than losing the output.
+                let _ = sys::clear_nonblock(fd).and_then(|()| sys::dup2(fd, target));
+                sys::close(fd);
+            }
+        }
+    }
+    events::request_reload();
 }

@@ -455,3 +455,84 @@ pub(crate) fn clear_nonblock(fd: RawFd) -> io::Result<()> {
     // SAFETY: as above.
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) }).map(drop)
 }
+
+/// Saves `errno` and restores it when dropped: a signal handler must leave it as it found it.
+pub(crate) struct ErrnoGuard(i32);
+
+impl ErrnoGuard {
+    pub(crate) fn save() -> ErrnoGuard {
+        ErrnoGuard(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        // SAFETY: __errno_location returns the calling thread's errno slot.
+        unsafe {
+            *libc::__errno_location() = self.0
+        };
+        #[cfg(any(target_os = "macos", target_os = "freebsd"))]
+        // SAFETY: __error returns the calling thread's errno slot.
+        unsafe {
+            *libc::__error() = self.0
+        };
+    }
+}
+
+/// pipe(2) for the self-pipe: both ends close-on-exec and non-blocking, so that a signal
+/// handler never blocks on a full pipe and a reader can drain it.
+pub(crate) fn pipe_nonblocking() -> io::Result<(RawFd, RawFd)> {
+    let (read_end, write_end) = pipe_cloexec()?;
+    for fd in [read_end, write_end] {
+        // SAFETY: F_GETFL and F_SETFL take integer arguments.
+        let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+        // SAFETY: as above.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    }
+    Ok((read_end, write_end))
+}
+
+/// pidfd_open(2) (Linux 5.3): a descriptor that becomes readable when the process exits.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn pidfd_open(pid: pid_t) -> io::Result<RawFd> {
+    // SAFETY: integer arguments only.
+    cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(|fd| fd as RawFd)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn pidfd_open(_pid: pid_t) -> io::Result<RawFd> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// pidfd_send_signal(2) (Linux 5.1): signals exactly the process of the pidfd, never a
+/// process that reused its pid.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn pidfd_send_signal(pidfd: RawFd, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer arguments and a null siginfo.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            signal,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn pidfd_send_signal(_pidfd: RawFd, _signal: libc::c_int) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// flock(2) `LOCK_SH | LOCK_NB`: `Ok(false)` when someone holds an exclusive lock.
+pub(crate) fn try_lock_shared(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: no pointers.
+    match cvt_retry(|| unsafe { libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(error) if error.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(error) => Err(error),
+    }
+}

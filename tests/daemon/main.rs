@@ -4,6 +4,7 @@
 mod descriptors;
 mod failures;
 mod hostile;
+mod lifecycle;
 mod pidfile;
 mod readiness;
 mod startup;

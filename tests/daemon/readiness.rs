@@ -112,6 +112,14 @@ fn the_pidfile_is_removed_however_main_ends_after_ready() {
             !sandbox.pidfile().exists(),
             "AFTER={after}: pidfile left behind"
         );
+        // What went wrong is in the daemon's stderr log, as Rust's `main` reports it.
+        let log = std::fs::read_to_string(sandbox.path("stderr.log")).unwrap();
+        let expected = match after {
+            "err" => "Error: ConfigError(\"lost the configuration\")\n",
+            "panic" => "lost the configuration",
+            _ => "",
+        };
+        assert!(log.contains(expected), "AFTER={after}: stderr log {log:?}");
     }
 }
 

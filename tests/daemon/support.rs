@@ -216,6 +216,15 @@ impl Launch {
         assert_eq!(self.code(), Some(0), "launcher failed: {self:?}");
         assert_eq!(self.stderr, "", "launcher printed on success");
     }
+
+    /// Like [`Launch::assert_started`], allowing the `start` command's `NAME: started (pid N)`.
+    pub fn assert_started_quietly_or_announced(&self) {
+        self.assert_started();
+        assert!(
+            self.stdout.is_empty() || self.stdout.contains(": started (pid "),
+            "{self:?}"
+        );
+    }
 }
 
 /// Spawns a launcher and waits for it, killing it and failing the test after
@@ -576,11 +585,16 @@ pub fn assert_proper_daemon(pid: i32, expect: &Expect<'_>) {
         "ignored signals: {ignored:#x}, expected PIPE TSTP TTIN TTOU only ({expected:#x})"
     );
     let caught = mask(&status, "SigCgt");
-    // TERM and INT: shutdown; SEGV and BUS: Rust's stack-overflow report, kept.
-    let handled = bit(libc::SIGTERM) | bit(libc::SIGINT) | bit(libc::SIGSEGV) | bit(libc::SIGBUS);
+    // TERM and INT: shutdown; HUP: reopen the logs, reload; SEGV and BUS: Rust's
+    // stack-overflow report, kept.
+    let handled = bit(libc::SIGTERM)
+        | bit(libc::SIGINT)
+        | bit(libc::SIGHUP)
+        | bit(libc::SIGSEGV)
+        | bit(libc::SIGBUS);
     assert_eq!(
         caught, handled,
-        "caught signals: {caught:#x}, expected TERM INT SEGV BUS ({handled:#x})"
+        "caught signals: {caught:#x}, expected TERM INT HUP SEGV BUS ({handled:#x})"
     );
 
     assert_eq!(cwd(pid), expect.cwd, "working directory");

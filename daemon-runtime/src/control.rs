@@ -1,0 +1,314 @@
+//! SPEC §8: the control commands of `control = true`, with the LSB init-script exit codes.
+
+use crate::daemon::Daemon;
+use crate::paths::{self, Cwd};
+use crate::pidfile::{self, Probe};
+use crate::sys;
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The first argument of a program with `control = true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ControlCommand {
+    /// Start the daemon (the default, without an argument). Already running: exit 0.
+    Start,
+    /// Send `SIGTERM`, wait until the daemon is gone, `SIGKILL` after `stop_timeout`.
+    /// Not running: exit 0.
+    Stop,
+    /// `stop`, then `start`.
+    Restart,
+    /// Exit 0 running, 1 not running but a stale pidfile remains, 3 not running, 4 unknown.
+    Status,
+    /// Send `SIGHUP` (reopen the logs, reload). Not running: exit 7.
+    Reload,
+    /// Run in the foreground: no fork, everything else as for `start`.
+    Run,
+}
+
+/// LSB exit codes (Linux Standard Base, init script actions).
+mod lsb {
+    pub const SUCCESS: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const UNIMPLEMENTED: i32 = 3;
+    pub const NOT_RUNNING: i32 = 7;
+    pub mod status {
+        pub const RUNNING: i32 = 0;
+        pub const DEAD_WITH_PIDFILE: i32 = 1;
+        pub const NOT_RUNNING: i32 = 3;
+        pub const UNKNOWN: i32 = 4;
+    }
+}
+
+const COMMANDS: &str = "start|stop|restart|status|reload|run";
+
+impl ControlCommand {
+    /// Reads the command from the first argument: `None` is [`ControlCommand::Start`].
+    ///
+    /// # Errors
+    ///
+    /// The argument that is not a command.
+    pub fn parse(argument: Option<&OsStr>) -> Result<ControlCommand, String> {
+        let Some(argument) = argument else {
+            return Ok(ControlCommand::Start);
+        };
+        match argument.to_str() {
+            Some("start") => Ok(ControlCommand::Start),
+            Some("stop") => Ok(ControlCommand::Stop),
+            Some("restart") => Ok(ControlCommand::Restart),
+            Some("status") => Ok(ControlCommand::Status),
+            Some("reload") => Ok(ControlCommand::Reload),
+            Some("run") => Ok(ControlCommand::Run),
+            _ => Err(argument.to_string_lossy().into_owned()),
+        }
+    }
+}
+
+/// What [`Daemon::run`] does after [`dispatch`].
+pub(crate) enum Next {
+    Exit(i32),
+    Start,
+    Foreground,
+}
+
+pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
+    let argument = std::env::args_os().nth(1);
+    let command = match ControlCommand::parse(argument.as_deref()) {
+        Ok(command) => command,
+        Err(word) if word == "unit" => {
+            eprintln!("{name}: the `unit` command is not supported yet");
+            return Next::Exit(lsb::UNIMPLEMENTED);
+        }
+        Err(word) => {
+            eprintln!("{name}: unknown command `{word}`\nusage: {name} [{COMMANDS}]");
+            return Next::Exit(lsb::USAGE);
+        }
+    };
+    let pidfile = match resolve_pidfile(daemon) {
+        Ok(path) => path,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            return Next::Exit(match command {
+                ControlCommand::Status => lsb::status::UNKNOWN,
+                _ => lsb::FAILURE,
+            });
+        }
+    };
+    match command {
+        ControlCommand::Start => Next::Start,
+        ControlCommand::Run => Next::Foreground,
+        ControlCommand::Status => Next::Exit(status(name, &pidfile)),
+        ControlCommand::Reload => Next::Exit(reload(name, &pidfile)),
+        ControlCommand::Stop => Next::Exit(stop(name, &pidfile, daemon.stop_timeout)),
+        ControlCommand::Restart => match stop(name, &pidfile, daemon.stop_timeout) {
+            lsb::SUCCESS => Next::Start,
+            code => Next::Exit(code),
+        },
+    }
+}
+
+fn resolve_pidfile(daemon: &Daemon) -> Result<PathBuf, String> {
+    let template = daemon
+        .pidfile
+        .as_ref()
+        .ok_or("the control commands need a pidfile, and none is configured")?;
+    paths::resolve("pidfile", template, &mut Cwd::default()).map_err(|error| error.to_string())
+}
+
+fn status(name: &str, pidfile: &Path) -> i32 {
+    match pidfile::probe(pidfile) {
+        Probe::Running(pid) => {
+            println!("{name}: running{}", pid_text(pid));
+            lsb::status::RUNNING
+        }
+        Probe::Stale => {
+            println!(
+                "{name}: not running, but its pidfile {} remains (stale)",
+                pidfile.display()
+            );
+            lsb::status::DEAD_WITH_PIDFILE
+        }
+        Probe::Absent => {
+            println!("{name}: not running");
+            lsb::status::NOT_RUNNING
+        }
+        Probe::Unknown(error) => {
+            eprintln!(
+                "{name}: cannot tell whether it runs: pidfile {}: {error}",
+                pidfile.display()
+            );
+            lsb::status::UNKNOWN
+        }
+    }
+}
+
+fn reload(name: &str, pidfile: &Path) -> i32 {
+    match pidfile::probe(pidfile) {
+        Probe::Running(Some(pid)) => match sys::kill(pid as sys::pid_t, libc::SIGHUP) {
+            Ok(()) => {
+                println!("{name}: reloading (pid {pid})");
+                lsb::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{name}: cannot signal pid {pid}: {error}");
+                lsb::FAILURE
+            }
+        },
+        Probe::Running(None) => {
+            eprintln!(
+                "{name}: running, but its pidfile {} holds no pid",
+                pidfile.display()
+            );
+            lsb::FAILURE
+        }
+        Probe::Stale | Probe::Absent => {
+            println!("{name}: not running");
+            lsb::NOT_RUNNING
+        }
+        Probe::Unknown(error) => {
+            eprintln!("{name}: pidfile {}: {error}", pidfile.display());
+            lsb::FAILURE
+        }
+    }
+}
+
+/// `SIGTERM`, then wait for the process to be gone (a pidfd: no sleeping loop), `SIGKILL`
+/// after `timeout`. Returns as soon as the daemon is gone.
+fn stop(name: &str, pidfile: &Path, timeout: Duration) -> i32 {
+    let pid = match pidfile::probe(pidfile) {
+        Probe::Running(Some(pid)) => pid as sys::pid_t,
+        Probe::Running(None) => {
+            eprintln!(
+                "{name}: running, but its pidfile {} holds no pid",
+                pidfile.display()
+            );
+            return lsb::FAILURE;
+        }
+        Probe::Stale | Probe::Absent => {
+            println!("{name}: not running");
+            return lsb::SUCCESS;
+        }
+        Probe::Unknown(error) => {
+            eprintln!("{name}: pidfile {}: {error}", pidfile.display());
+            return lsb::FAILURE;
+        }
+    };
+    let process = match Process::open(pid, pidfile) {
+        Ok(Some(process)) => process,
+        Ok(None) => {
+            println!("{name}: not running");
+            return lsb::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("{name}: cannot watch pid {pid}: {error}");
+            return lsb::FAILURE;
+        }
+    };
+    let start = Instant::now();
+    if let Err(error) = process.signal(libc::SIGTERM) {
+        eprintln!("{name}: cannot stop pid {pid}: {error}");
+        return lsb::FAILURE;
+    }
+    if process.wait_gone(timeout) {
+        println!("{name}: stopped (pid {pid})");
+        return lsb::SUCCESS;
+    }
+    let _ = process.signal(libc::SIGKILL);
+    if process.wait_gone(Duration::from_secs(5)) {
+        // Killed, it could not remove its pidfile; nobody holds the lock now.
+        pidfile::remove_stale(pidfile);
+        println!(
+            "{name}: killed (pid {pid}): still running {:.1} s after SIGTERM",
+            start.elapsed().as_secs_f64()
+        );
+        return lsb::SUCCESS;
+    }
+    eprintln!("{name}: pid {pid} is still running after SIGKILL");
+    lsb::FAILURE
+}
+
+/// The daemon's process, watched through a pidfd where the kernel has them (Linux 5.3),
+/// else through its pidfile's lock, which its exit releases.
+struct Process<'a> {
+    pid: sys::pid_t,
+    pidfd: Option<RawFd>,
+    pidfile: &'a Path,
+}
+
+impl<'a> Process<'a> {
+    /// `Ok(None)` when it is already gone.
+    fn open(pid: sys::pid_t, pidfile: &'a Path) -> io::Result<Option<Process<'a>>> {
+        let pidfd = match sys::pidfd_open(pid) {
+            Ok(fd) => Some(fd),
+            Err(error) if error.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(error) if error.raw_os_error() == Some(libc::ENOSYS) => None,
+            Err(error) => return Err(error),
+        };
+        let process = Process {
+            pid,
+            pidfd,
+            pidfile,
+        };
+        // The pid was read from the pidfile while it was locked; if the lock is gone now, so
+        // is the daemon, and the pid may already name another process.
+        Ok((!process.is_gone()).then_some(process))
+    }
+
+    fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        match self.pidfd {
+            Some(pidfd) => sys::pidfd_send_signal(pidfd, signal),
+            None => sys::kill(self.pid, signal),
+        }
+    }
+
+    fn is_gone(&self) -> bool {
+        match self.pidfd {
+            Some(pidfd) => matches!(sys::wait_readable(pidfd, 0), Ok(true)),
+            None => !matches!(pidfile::probe(self.pidfile), Probe::Running(_)),
+        }
+    }
+
+    /// Waits until the process has exited, at most `timeout`.
+    fn wait_gone(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.pidfd {
+                Some(pidfd) => {
+                    let ms = left.as_millis().min(i32::MAX as u128) as i32;
+                    match sys::wait_readable(pidfd, ms) {
+                        Ok(gone) => return gone,
+                        Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => return false,
+                    }
+                }
+                // Without pidfds: the lock, looked at every few milliseconds.
+                None => {
+                    if self.is_gone() {
+                        return true;
+                    }
+                    if left.is_zero() {
+                        return false;
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(5)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Process<'_> {
+    fn drop(&mut self) {
+        if let Some(pidfd) = self.pidfd {
+            sys::close(pidfd);
+        }
+    }
+}
+
+fn pid_text(pid: Option<u32>) -> String {
+    pid.map_or(String::new(), |pid| format!(" (pid {pid})"))
+}

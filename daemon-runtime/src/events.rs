@@ -1,0 +1,143 @@
+//! SPEC §5: what the daemon's body can learn about signals: a shutdown request (`SIGTERM`,
+//! `SIGINT` with `shutdown = "graceful"`) and reload requests (`SIGHUP`), by polling, by a
+//! blocking wait, or through a descriptor in its own poll loop.
+//!
+//! No thread is started: the signal handlers set a flag and write a byte into a self-pipe
+//! (both async-signal-safe); the functions here read the flags and drain the pipe. The pipe
+//! is created by the first [`wait`], [`wait_timeout`] or [`events_fd`], so that a daemon that
+//! only polls the flags has no descriptor more than it needs; a signal that comes before is
+//! not lost, since the flags are looked at after the pipe exists.
+
+use crate::sys;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
+static WAKE_WRITE: AtomicI32 = AtomicI32::new(-1);
+static WAKE_READ: OnceLock<Option<RawFd>> = OnceLock::new();
+
+/// Something the daemon was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// `SIGTERM` or `SIGINT` (with `shutdown = "graceful"`): finish the work in hand and
+    /// return from `main`; the pidfile is removed then.
+    Shutdown,
+    /// `SIGHUP`: the log files were already reopened; reload the configuration if you have one.
+    Reload,
+}
+
+/// Whether the daemon has been asked to shut down (`SIGTERM` or `SIGINT` with
+/// `shutdown = "graceful"`). Once true, stays true.
+pub fn shutdown_requested() -> bool {
+    SHUTDOWN.load(Ordering::SeqCst)
+}
+
+/// Whether a `SIGHUP` arrived since the last call (or since a [`wait`] returned
+/// [`Event::Reload`]). Several `SIGHUP`s in between count as one.
+pub fn reload_requested() -> bool {
+    RELOAD.swap(false, Ordering::SeqCst)
+}
+
+/// Blocks until the daemon is asked to shut down or to reload, and says which. A pending
+/// shutdown wins over a pending reload, and is returned again by every later call.
+///
+/// In a process that was not started by this crate nothing is watched, and this blocks forever.
+pub fn wait() -> Event {
+    loop {
+        if let Some(event) = wait_timeout(Duration::from_secs(3600)) {
+            return event;
+        }
+    }
+}
+
+/// Like [`wait`], for at most `timeout`; `None` if nothing happened. With a zero timeout it
+/// only looks, which is what to call when [`events_fd`] is readable.
+pub fn wait_timeout(timeout: Duration) -> Option<Event> {
+    let deadline = Instant::now().checked_add(timeout);
+    // The pipe exists before the flags are looked at: a signal after the look wakes the poll.
+    let wake = wake_read();
+    loop {
+        drain();
+        if shutdown_requested() {
+            return Some(Event::Shutdown);
+        }
+        if reload_requested() {
+            return Some(Event::Reload);
+        }
+        let left = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        if left.is_zero() {
+            return None;
+        }
+        match wake {
+            Some(fd) => {
+                let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+                let _ = sys::wait_readable(fd, ms);
+            }
+            // No pipe could be made: look at the flags every 50 ms instead.
+            None => std::thread::sleep(left.min(Duration::from_millis(50))),
+        }
+    }
+}
+
+/// A descriptor that becomes readable when an [`Event`] is pending, for the body's own
+/// `poll`/`epoll` loop (or an async runtime's); then call [`wait_timeout`] with a zero
+/// timeout to learn which (it also drains the descriptor). `None` in a process that was not
+/// started by this crate.
+pub fn events_fd() -> Option<BorrowedFd<'static>> {
+    if !HANDLED.load(Ordering::SeqCst) {
+        return None;
+    }
+    // SAFETY: the self-pipe's read end is created once and never closed.
+    wake_read().map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// Whether this process installed the handlers (it is a daemon started by this crate).
+static HANDLED: AtomicBool = AtomicBool::new(false);
+
+/// Called once the daemon's handlers are installed.
+pub(crate) fn handlers_installed() {
+    HANDLED.store(true, Ordering::SeqCst);
+}
+
+/// The self-pipe's read end, created on first use; `None` if it could not be.
+fn wake_read() -> Option<RawFd> {
+    *WAKE_READ.get_or_init(|| {
+        let (read_end, write_end) = sys::pipe_nonblocking().ok()?;
+        WAKE_WRITE.store(write_end, Ordering::SeqCst);
+        Some(read_end)
+    })
+}
+
+/// From a signal handler: a shutdown was asked for.
+pub(crate) fn request_shutdown() {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+    wake();
+}
+
+/// From a signal handler: a reload was asked for.
+pub(crate) fn request_reload() {
+    RELOAD.store(true, Ordering::SeqCst);
+    wake();
+}
+
+fn wake() {
+    let fd: RawFd = WAKE_WRITE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // A full pipe already wakes the reader: EAGAIN is fine.
+        let _ = sys::write_all(fd, b"!");
+    }
+}
+
+fn drain() {
+    let Some(fd) = WAKE_READ.get().copied().flatten() else {
+        return;
+    };
+    let mut buf = [0u8; 64];
+    while matches!(sys::read(fd, &mut buf), Ok(n) if n > 0) {}
+}

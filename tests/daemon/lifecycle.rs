@@ -1,0 +1,333 @@
+//! SPEC §5 (graceful shutdown, reload, log reopening) and §8 (the control commands), with
+//! the `lifecycle` and `echo` examples.
+
+use crate::support::*;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn log_has(sandbox: &Sandbox, file: &str, text: &str) -> bool {
+    fs::read_to_string(sandbox.path(file)).is_ok_and(|log| log.contains(text))
+}
+
+fn wait_for_log(sandbox: &Sandbox, file: &str, text: &str) {
+    wait_until(&format!("{file} says {text:?}"), GONE_TIMEOUT, || {
+        log_has(sandbox, file, text)
+    });
+}
+
+/// Runs `lifecycle COMMAND` and returns what it said.
+fn control(sandbox: &Sandbox, command: &str) -> Launch {
+    launch(sandbox.command("lifecycle").arg(command))
+}
+
+fn assert_said(launched: &Launch, code: i32, stdout: &str) {
+    assert_eq!(
+        (launched.code(), launched.stdout.as_str()),
+        (Some(code), stdout),
+        "{launched:?}"
+    );
+}
+
+#[test]
+fn graceful_shutdown_and_reload_by_polling_by_waiting_and_by_descriptor() {
+    for mode in ["poll", "wait", "fd"] {
+        let sandbox = Sandbox::new("graceful");
+        launch(sandbox.command("lifecycle").env("MODE", mode)).assert_started();
+        let pid = sandbox.daemon_pid();
+        wait_for_log(&sandbox, "stdout.log", "up ");
+        signal(pid, libc::SIGHUP);
+        wait_for_log(&sandbox, "stdout.log", "reload 1");
+        signal(pid, libc::SIGHUP);
+        wait_for_log(&sandbox, "stdout.log", "reload 2");
+        signal(pid, libc::SIGTERM);
+        let status = wait_for_exit(pid, GONE_TIMEOUT).expect("the daemon is this test's child");
+        assert_eq!(status.code(), Some(0), "MODE={mode}");
+        let log = fs::read_to_string(sandbox.path("stdout.log")).unwrap();
+        assert!(
+            log.ends_with("shutting down\nbye\n"),
+            "MODE={mode}: main did not finish its work:\n{log}"
+        );
+        assert!(
+            !sandbox.pidfile().exists(),
+            "MODE={mode}: pidfile left behind"
+        );
+    }
+}
+
+#[test]
+fn reload_after_logrotate_moved_the_log_writes_to_a_new_file() {
+    let sandbox = Sandbox::new("logrotate");
+    launch(&mut sandbox.command("lifecycle")).assert_started_quietly_or_announced();
+    let pid = sandbox.daemon_pid();
+    wait_for_log(&sandbox, "stdout.log", "up ");
+    // logrotate without copytruncate: move, then signal.
+    fs::rename(sandbox.path("stdout.log"), sandbox.path("stdout.log.1")).unwrap();
+    let reloaded = control(&sandbox, "reload");
+    assert_said(&reloaded, 0, &format!("lifecycle: reloading (pid {pid})\n"));
+    wait_for_log(&sandbox, "stdout.log", "reload 1");
+    let old = fs::read_to_string(sandbox.path("stdout.log.1")).unwrap();
+    assert!(
+        old.contains("up ") && !old.contains("reload"),
+        "old log: {old:?}"
+    );
+    assert_eq!(fds(pid)[&1], sandbox.path("stdout.log"));
+}
+
+#[test]
+fn every_control_command_in_every_state() {
+    let sandbox = Sandbox::new("control");
+    // Not running, no pidfile.
+    assert_said(&control(&sandbox, "status"), 3, "lifecycle: not running\n");
+    assert_said(&control(&sandbox, "stop"), 0, "lifecycle: not running\n");
+    assert_said(&control(&sandbox, "reload"), 7, "lifecycle: not running\n");
+
+    // Running.
+    let started = launch(&mut sandbox.command("lifecycle"));
+    let pid = sandbox.daemon_pid();
+    assert_said(&started, 0, &format!("lifecycle: started (pid {pid})\n"));
+    assert_said(
+        &control(&sandbox, "start"),
+        0,
+        &format!("lifecycle: already running (pid {pid})\n"),
+    );
+    assert_said(
+        &control(&sandbox, "status"),
+        0,
+        &format!("lifecycle: running (pid {pid})\n"),
+    );
+    assert_eq!(sandbox.processes(), vec![pid]);
+
+    // Stop returns once the process is gone, and is idempotent.
+    let stopped = control(&sandbox, "stop");
+    assert!(!is_alive(pid), "stop returned while pid {pid} still runs");
+    assert_said(&stopped, 0, &format!("lifecycle: stopped (pid {pid})\n"));
+    assert!(!sandbox.pidfile().exists());
+    assert_said(&control(&sandbox, "stop"), 0, "lifecycle: not running\n");
+
+    // A stale pidfile: a dead pid, and a live process that holds no lock (this test).
+    let stale = format!(
+        "lifecycle: not running, but its pidfile {} remains (stale)\n",
+        sandbox.pidfile().display()
+    );
+    for content in [
+        "999999999\n".to_owned(),
+        format!("{}\n", std::process::id()),
+    ] {
+        fs::write(sandbox.pidfile(), &content).unwrap();
+        assert_said(&control(&sandbox, "status"), 1, &stale);
+        assert_said(&control(&sandbox, "stop"), 0, "lifecycle: not running\n");
+        assert_said(&control(&sandbox, "reload"), 7, "lifecycle: not running\n");
+        assert_eq!(
+            fs::read_to_string(sandbox.pidfile()).unwrap(),
+            content,
+            "a status command changed the pidfile"
+        );
+    }
+
+    // Wrong commands.
+    let unknown = control(&sandbox, "frobnicate");
+    assert_eq!(unknown.code(), Some(2));
+    assert_eq!(
+        unknown.stderr,
+        "lifecycle: unknown command `frobnicate`\nusage: lifecycle [start|stop|restart|status|reload|run]\n"
+    );
+    let unit = control(&sandbox, "unit");
+    assert_eq!(
+        (unit.code(), unit.stderr.as_str()),
+        (
+            Some(3),
+            "lifecycle: the `unit` command is not supported yet\n"
+        )
+    );
+}
+
+#[test]
+fn restart_gives_a_new_pid() {
+    let sandbox = Sandbox::new("restart");
+    launch(&mut sandbox.command("lifecycle")).assert_started_quietly_or_announced();
+    let old = sandbox.daemon_pid();
+    let restarted = control(&sandbox, "restart");
+    let new = sandbox.daemon_pid();
+    assert_ne!(old, new);
+    assert!(!is_alive(old));
+    assert_said(
+        &restarted,
+        0,
+        &format!("lifecycle: stopped (pid {old})\nlifecycle: started (pid {new})\n"),
+    );
+    assert_eq!(sandbox.processes(), vec![new]);
+}
+
+#[test]
+fn stop_escalates_to_sigkill_after_stop_timeout() {
+    let sandbox = Sandbox::new("stubborn");
+    launch(sandbox.command("lifecycle").env("MODE", "stubborn"))
+        .assert_started_quietly_or_announced();
+    let pid = sandbox.daemon_pid();
+    let stopped = control(&sandbox, "stop");
+    assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+    assert!(
+        stopped
+            .stdout
+            .starts_with(&format!("lifecycle: killed (pid {pid}): still running 1.")),
+        "{stopped:?}"
+    );
+    assert!(
+        stopped.elapsed >= Duration::from_secs(1),
+        "SIGKILL before stop_timeout"
+    );
+    assert!(!is_alive(pid));
+    assert!(
+        !sandbox.pidfile().exists(),
+        "the killed daemon's pidfile was left"
+    );
+    assert!(log_has(
+        &sandbox,
+        "stdout.log",
+        "ignoring the shutdown request"
+    ));
+}
+
+#[test]
+fn run_stays_in_the_foreground_with_the_pidfile_and_handlers() {
+    let sandbox = Sandbox::new("run");
+    let mut child = sandbox
+        .command("lifecycle")
+        .arg("run")
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    wait_until(
+        "the pidfile names the foreground process",
+        LAUNCH_TIMEOUT,
+        || {
+            fs::read_to_string(sandbox.pidfile())
+                .is_ok_and(|pid| pid == format!("{}\n", child.id()))
+        },
+    );
+    assert!(is_locked(&sandbox.pidfile()));
+    assert_said(
+        &control(&sandbox, "status"),
+        0,
+        &format!("lifecycle: running (pid {})\n", child.id()),
+    );
+    signal(child.id() as i32, libc::SIGTERM);
+    let _ = child.stdout.take();
+    let finished = finish(child, start);
+    assert_eq!(finished.code(), Some(0), "{finished:?}");
+    assert!(log_has(&sandbox, "stdout.log", "bye"));
+    assert!(!sandbox.pidfile().exists());
+}
+
+#[test]
+fn the_echo_service_finishes_an_open_connection_during_stop() {
+    let sandbox = Sandbox::new("echo");
+    let echo = |command: &str| launch(sandbox.command("echo").arg(command).env("ECHO_PORT", "0"));
+    let started = echo("start");
+    assert_eq!(started.code(), Some(0), "{started:?}");
+    let pid = read_pid(&sandbox.path("echo.pid"));
+    let port: u16 = fs::read_to_string(sandbox.path("echo.port"))
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut line = String::new();
+    writeln!(client, "hello").unwrap();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "hello\n");
+
+    // `stop` in the background: the service stops accepting, but finishes this connection.
+    let mut stop = sandbox.command("echo");
+    stop.arg("stop");
+    let stop_start = Instant::now();
+    let stopping = stop.spawn().unwrap();
+    wait_for_log(
+        &sandbox,
+        "echo.log",
+        "echo: shutting down, 1 connection(s) to finish",
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a new connection was accepted during shutdown"
+    );
+    line.clear();
+    writeln!(client, "still here").unwrap();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "still here\n");
+    assert!(
+        is_alive(pid),
+        "the service quit before the open connection ended"
+    );
+    drop((client, reader));
+
+    let stopped = finish(stopping, stop_start);
+    assert_said(&stopped, 0, &format!("echo: stopped (pid {pid})\n"));
+    assert!(!is_alive(pid));
+    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("the daemon is this test's child");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "main returned Ok after the graceful shutdown"
+    );
+    assert!(log_has(&sandbox, "echo.log", "echo: bye"));
+    assert!(!sandbox.path("echo.pid").exists());
+}
+
+#[test]
+fn a_port_in_use_is_reported_by_the_launcher() {
+    let sandbox = Sandbox::new("echo-busy");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let started = launch(sandbox.command("echo").env("ECHO_PORT", &port));
+    assert_eq!(started.code(), Some(1), "{started:?}");
+    assert!(
+        started.stderr.starts_with(
+            "echo: main returned an error before it was ready: Os { code: 98, kind: AddrInUse"
+        ),
+        "{started:?}"
+    );
+    assert!(sandbox.processes().is_empty());
+    assert!(!sandbox.path("echo.pid").exists());
+}
+
+#[test]
+fn start_stop_daemon_agrees_with_status_and_stops_the_daemon() {
+    let sandbox = Sandbox::new("start-stop-daemon");
+    let ssd = |action: &str| {
+        let mut command = Command::new("start-stop-daemon");
+        command.arg(action).arg("--pidfile").arg(sandbox.pidfile());
+        command
+    };
+    let ssd_status = || launch(&mut ssd("--status")).code();
+    let ours = || control(&sandbox, "status").code();
+
+    assert_eq!((ours(), ssd_status()), (Some(3), Some(3)), "not running");
+    launch(&mut sandbox.command("lifecycle")).assert_started_quietly_or_announced();
+    let pid = sandbox.daemon_pid();
+    assert_eq!((ours(), ssd_status()), (Some(0), Some(0)), "running");
+
+    // start-stop-daemon waits until /proc/PID is gone: the daemon, this (subreaper) test's
+    // child, must be reaped meanwhile, as init would.
+    let start = Instant::now();
+    let stopping = ssd("--stop").args(["--retry", "5"]).spawn().unwrap();
+    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("the daemon is this test's child");
+    assert_eq!(status.code(), Some(0));
+    let stopped = finish(stopping, start);
+    assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+    assert!(
+        log_has(&sandbox, "stdout.log", "bye"),
+        "SIGTERM from start-stop-daemon was not graceful"
+    );
+    assert!(!sandbox.pidfile().exists());
+
+    fs::write(sandbox.pidfile(), "999999999\n").unwrap();
+    assert_eq!((ours(), ssd_status()), (Some(1), Some(1)), "stale pidfile");
+}
