@@ -186,7 +186,7 @@ impl Daemon {
     }
 
     /// Whether the first argument is a command: `start` (the default), `stop`, `restart`,
-    /// `status`, `reload`, `run`; see [`ControlCommand`]. Needs a [`pidfile`](Daemon::pidfile).
+    /// `status`, `reload`, `run`; see [`ControlCommand`](crate::ControlCommand). Needs a [`pidfile`](Daemon::pidfile).
     pub fn control(mut self, enabled: bool) -> Daemon {
         self.control = enabled;
         self

@@ -15,7 +15,8 @@
 //! emptied its signal mask, lives in its own session without a controlling terminal (and can
 //! never acquire one), has its umask and working directory set, stdio on `/dev/null` or its log
 //! files, holds the lock on its pidfile for its whole life, ignores `SIGTSTP`/`SIGTTIN`/`SIGTTOU`,
-//! and on `SIGTERM` or `SIGINT` removes its pidfile and exits 0 at once.
+//! reopens its log files on `SIGHUP`, and on `SIGTERM` or `SIGINT` removes its pidfile and
+//! exits 0 at once, or, with `shutdown = "graceful"`, tells `main` (see [`wait`]).
 //!
 //! [`Daemon`] is the same thing as a builder, for those who prefer to write it out; the
 //! attribute expands to exactly its calls.
@@ -66,9 +67,10 @@ pub use crate::readiness::ready;
 /// | `core_dumps` | bool | `false` | `false` sets `RLIMIT_CORE` to 0 |
 /// | `name` | string | the binary's name | used in the launcher's messages |
 /// | `crate` | path string | `"::daemon_runtime"` | where the runtime is, for re-exporters |
-/// | `shutdown` | `"exit"` | `"exit"` | `SIGTERM`/`SIGINT` remove the pidfile and exit 0 |
-/// | `control` | `false` | `false` | (`true` is planned) |
-/// | `user`, `group`, `chroot`, `detach`, `stop_timeout` | | | planned: a compile error today |
+/// | `shutdown` | `"exit"`, `"graceful"` | `"exit"` | see [`Shutdown`] |
+/// | `control` | bool | `false` | the first argument is a [`ControlCommand`] |
+/// | `stop_timeout` | seconds | `10` | `stop`: `SIGKILL` this long after `SIGTERM` |
+/// | `user`, `group`, `chroot`, `detach` | | | planned: a compile error today |
 ///
 /// Path strings expand `$VAR`, `${VAR}` and `${VAR:-default}` from the launcher's environment
 /// at start-up (an unset variable without default is a start-up error that names it; `$$` is a

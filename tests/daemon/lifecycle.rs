@@ -331,3 +331,32 @@ fn start_stop_daemon_agrees_with_status_and_stops_the_daemon() {
     fs::write(sandbox.pidfile(), "999999999\n").unwrap();
     assert_eq!((ours(), ssd_status()), (Some(1), Some(1)), "stale pidfile");
 }
+
+#[test]
+fn stop_without_pidfds_waits_on_the_lock_instead() {
+    let sandbox = Sandbox::new("no-pidfd");
+    launch(&mut sandbox.command("lifecycle")).assert_started_quietly_or_announced();
+    let pid = sandbox.daemon_pid();
+    // A kernel older than 5.3: pidfd_open answers ENOSYS (strace injects it).
+    let mut stop = sandbox.command_for("strace");
+    let trace = sandbox.path("trace");
+    stop.args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=pidfd_open",
+            "-e",
+            "inject=pidfd_open:error=ENOSYS",
+        ])
+        .arg(example("lifecycle"))
+        .arg("stop");
+    let stopped = launch(&mut stop);
+    let trace = fs::read_to_string(trace).unwrap();
+    assert!(
+        trace.contains("ENOSYS") && trace.contains("(INJECTED)"),
+        "pidfd_open was not refused:\n{trace}"
+    );
+    assert!(!is_alive(pid), "stop returned while pid {pid} still runs");
+    assert_said(&stopped, 0, &format!("lifecycle: stopped (pid {pid})\n"));
+    assert!(log_has(&sandbox, "stdout.log", "bye"));
+}
