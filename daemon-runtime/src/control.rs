@@ -286,7 +286,8 @@ impl<'a> Process<'a> {
                         Err(_) => return false,
                     }
                 }
-                // Without pidfds: the lock, looked at every few milliseconds.
+                // Without pidfds: the lock, looked at every few milliseconds. The kernel
+                // releases it while the process exits, a moment before it is a zombie.
                 None => {
                     if self.is_gone() {
                         return true;
