@@ -15,7 +15,7 @@ use std::time::Duration;
     stderr = "${PROBE_DIR}/stderr.log",
     shutdown = "graceful",
     control = true,
-    stop_timeout = 1,
+    stop_timeout = 5,
     name = "lifecycle"
 )]
 fn main() {

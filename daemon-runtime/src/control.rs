@@ -35,6 +35,8 @@ mod lsb {
     pub const FAILURE: i32 = 1;
     pub const USAGE: i32 = 2;
     pub const UNIMPLEMENTED: i32 = 3;
+    pub const NO_PRIVILEGE: i32 = 4;
+    pub const NOT_CONFIGURED: i32 = 6;
     pub const NOT_RUNNING: i32 = 7;
     pub mod status {
         pub const RUNNING: i32 = 0;
@@ -94,7 +96,7 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
             eprintln!("{name}: {message}");
             return Next::Exit(match command {
                 ControlCommand::Status => lsb::status::UNKNOWN,
-                _ => lsb::FAILURE,
+                _ => lsb::NOT_CONFIGURED,
             });
         }
     };
@@ -105,7 +107,15 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
         ControlCommand::Reload => Next::Exit(reload(name, &pidfile)),
         ControlCommand::Stop => Next::Exit(stop(name, &pidfile, daemon.stop_timeout)),
         ControlCommand::Restart => match stop(name, &pidfile, daemon.stop_timeout) {
-            lsb::SUCCESS => Next::Start,
+            // A process the daemon forked may hold the lock a moment longer.
+            lsb::SUCCESS if wait_unlocked(&pidfile, daemon.stop_timeout) => Next::Start,
+            lsb::SUCCESS => {
+                eprintln!(
+                    "{name}: stopped, but its pidfile {} is still locked",
+                    pidfile.display()
+                );
+                Next::Exit(lsb::FAILURE)
+            }
             code => Next::Exit(code),
         },
     }
@@ -122,7 +132,10 @@ fn resolve_pidfile(daemon: &Daemon) -> Result<PathBuf, String> {
 fn status(name: &str, pidfile: &Path) -> i32 {
     match pidfile::probe(pidfile) {
         Probe::Running(pid) => {
-            println!("{name}: running{}", pid_text(pid));
+            println!(
+                "{name}: running{}",
+                pid.map_or(String::new(), |pid| format!(" (pid {pid})"))
+            );
             lsb::status::RUNNING
         }
         Probe::Stale => {
@@ -147,71 +160,38 @@ fn status(name: &str, pidfile: &Path) -> i32 {
 }
 
 fn reload(name: &str, pidfile: &Path) -> i32 {
-    match pidfile::probe(pidfile) {
-        Probe::Running(Some(pid)) => match sys::kill(pid as sys::pid_t, libc::SIGHUP) {
-            Ok(()) => {
-                println!("{name}: reloading (pid {pid})");
-                lsb::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("{name}: cannot signal pid {pid}: {error}");
-                lsb::FAILURE
-            }
-        },
-        Probe::Running(None) => {
-            eprintln!(
-                "{name}: running, but its pidfile {} holds no pid",
-                pidfile.display()
-            );
-            lsb::FAILURE
-        }
-        Probe::Stale | Probe::Absent => {
+    let process = match running(name, pidfile) {
+        Ok(Some(process)) => process,
+        Ok(None) => {
             println!("{name}: not running");
-            lsb::NOT_RUNNING
+            return lsb::NOT_RUNNING;
         }
-        Probe::Unknown(error) => {
-            eprintln!("{name}: pidfile {}: {error}", pidfile.display());
-            lsb::FAILURE
+        Err(code) => return code,
+    };
+    match process.signal(libc::SIGHUP) {
+        Ok(()) => {
+            println!("{name}: reloading (pid {})", process.pid);
+            lsb::SUCCESS
         }
+        Err(error) => signal_failed(name, process.pid, &error),
     }
 }
 
 /// `SIGTERM`, then wait for the process to be gone (a pidfd: no sleeping loop), `SIGKILL`
 /// after `timeout`. Returns as soon as the daemon is gone.
 fn stop(name: &str, pidfile: &Path, timeout: Duration) -> i32 {
-    let pid = match pidfile::probe(pidfile) {
-        Probe::Running(Some(pid)) => pid as sys::pid_t,
-        Probe::Running(None) => {
-            eprintln!(
-                "{name}: running, but its pidfile {} holds no pid",
-                pidfile.display()
-            );
-            return lsb::FAILURE;
-        }
-        Probe::Stale | Probe::Absent => {
-            println!("{name}: not running");
-            return lsb::SUCCESS;
-        }
-        Probe::Unknown(error) => {
-            eprintln!("{name}: pidfile {}: {error}", pidfile.display());
-            return lsb::FAILURE;
-        }
-    };
-    let process = match Process::open(pid, pidfile) {
+    let process = match running(name, pidfile) {
         Ok(Some(process)) => process,
         Ok(None) => {
             println!("{name}: not running");
             return lsb::SUCCESS;
         }
-        Err(error) => {
-            eprintln!("{name}: cannot watch pid {pid}: {error}");
-            return lsb::FAILURE;
-        }
+        Err(code) => return code,
     };
+    let pid = process.pid;
     let start = Instant::now();
     if let Err(error) = process.signal(libc::SIGTERM) {
-        eprintln!("{name}: cannot stop pid {pid}: {error}");
-        return lsb::FAILURE;
+        return signal_failed(name, pid, &error);
     }
     if process.wait_gone(timeout) {
         println!("{name}: stopped (pid {pid})");
@@ -221,17 +201,54 @@ fn stop(name: &str, pidfile: &Path, timeout: Duration) -> i32 {
     if process.wait_gone(Duration::from_secs(5)) {
         // Killed, it could not remove its pidfile; nobody holds the lock now.
         pidfile::remove_stale(pidfile);
-        println!(
-            "{name}: killed (pid {pid}): still running {:.1} s after SIGTERM",
-            start.elapsed().as_secs_f64()
-        );
+        let waited = start.elapsed().as_secs_f64();
+        println!("{name}: killed (pid {pid}): still running {waited:.1} s after SIGTERM");
         return lsb::SUCCESS;
     }
     eprintln!("{name}: pid {pid} is still running after SIGKILL");
     lsb::FAILURE
 }
 
-/// The daemon's process, watched through a pidfd where the kernel has them (Linux 5.3),
+/// The running daemon, watched (`Ok(None)`: not running); on failure, the exit code, after
+/// saying why.
+fn running<'a>(name: &str, pidfile: &'a Path) -> Result<Option<Process<'a>>, i32> {
+    match Process::find(pidfile) {
+        Ok(found) => Ok(found),
+        Err(Missing::Pid) => {
+            eprintln!(
+                "{name}: running, but its pidfile {} holds no pid",
+                pidfile.display()
+            );
+            Err(lsb::FAILURE)
+        }
+        Err(Missing::Pidfile(error)) => {
+            eprintln!("{name}: pidfile {}: {error}", pidfile.display());
+            Err(lsb::FAILURE)
+        }
+    }
+}
+
+fn signal_failed(name: &str, pid: sys::pid_t, error: &io::Error) -> i32 {
+    eprintln!("{name}: cannot signal pid {pid}: {error}");
+    match error.raw_os_error() {
+        Some(libc::EPERM) => lsb::NO_PRIVILEGE,
+        _ => lsb::FAILURE,
+    }
+}
+
+/// Waits until nobody holds the pidfile's lock, at most `timeout`.
+fn wait_unlocked(pidfile: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while matches!(pidfile::probe(pidfile), Probe::Running(_)) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// The daemon's process, watched through a pidfd where the kernel gives them (Linux 5.3),
 /// else through its pidfile's lock, which its exit releases.
 struct Process<'a> {
     pid: sys::pid_t,
@@ -239,23 +256,46 @@ struct Process<'a> {
     pidfile: &'a Path,
 }
 
+/// Why [`Process::find`] found no process to act on, although the pidfile is locked.
+enum Missing {
+    /// No pid could be read from it.
+    Pid,
+    /// It cannot be read at all.
+    Pidfile(io::Error),
+}
+
 impl<'a> Process<'a> {
-    /// `Ok(None)` when it is already gone.
-    fn open(pid: sys::pid_t, pidfile: &'a Path) -> io::Result<Option<Process<'a>>> {
-        let pidfd = match sys::pidfd_open(pid) {
-            Ok(fd) => Some(fd),
-            Err(error) if error.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-            Err(error) if error.raw_os_error() == Some(libc::ENOSYS) => None,
-            Err(error) => return Err(error),
-        };
-        let process = Process {
-            pid,
-            pidfd,
-            pidfile,
-        };
-        // The pid was read from the pidfile while it was locked; if the lock is gone now, so
-        // is the daemon, and the pid may already name another process.
-        Ok((!process.is_gone()).then_some(process))
+    /// The daemon that holds the pidfile's lock; `Ok(None)` when it is not running.
+    ///
+    /// The pid is read from the locked pidfile, a pidfd is opened on it, and the pidfile is
+    /// read again: only if it still names the same pid, locked, is the pidfd that daemon's.
+    /// A pid reused in between by another process is never signalled.
+    fn find(pidfile: &'a Path) -> Result<Option<Process<'a>>, Missing> {
+        for _ in 0..3 {
+            let pid = match pidfile::probe(pidfile) {
+                Probe::Running(Some(pid)) => pid as sys::pid_t,
+                Probe::Running(None) => return Err(Missing::Pid),
+                Probe::Stale | Probe::Absent => return Ok(None),
+                Probe::Unknown(error) => return Err(Missing::Pidfile(error)),
+            };
+            let pidfd = match sys::pidfd_open(pid) {
+                Ok(fd) => Some(fd),
+                // Gone since: look again (a new daemon may be starting).
+                Err(error) if error.raw_os_error() == Some(libc::ESRCH) => continue,
+                // No pidfds here (an old kernel, or a seccomp filter that refuses them).
+                Err(_) => None,
+            };
+            let process = Process {
+                pid,
+                pidfd,
+                pidfile,
+            };
+            if matches!(pidfile::probe(pidfile), Probe::Running(Some(again)) if again as sys::pid_t == pid)
+            {
+                return Ok(Some(process));
+            }
+        }
+        Ok(None)
     }
 
     fn signal(&self, signal: libc::c_int) -> io::Result<()> {
@@ -308,8 +348,4 @@ impl Drop for Process<'_> {
             sys::close(pidfd);
         }
     }
-}
-
-fn pid_text(pid: Option<u32>) -> String {
-    pid.map_or(String::new(), |pid| format!(" (pid {pid})"))
 }

@@ -265,10 +265,11 @@ impl Daemon {
     /// 6. Creates the readiness pipe and forks; the child
     ///    [setsid(2)](https://man7.org/linux/man-pages/man2/setsid.2.html)s, forks again and
     ///    `_exit`s; the launcher reaps it and waits on the pipe.
-    /// 7. In the daemon: stdio onto `/dev/null` or the logs, umask, `chdir`, `SIGTSTP`,
-    ///    `SIGTTIN`, `SIGTTOU` ignored, `SIGHUP` default, `SIGTERM`/`SIGINT` handled (remove the
-    ///    pidfile, `_exit(0)`), `RLIMIT_CORE` 0 unless core dumps are allowed, the pidfile
-    ///    removal registered with `atexit`, then `PID\n` written into the pidfile.
+    /// 7. In the daemon: umask, `chdir`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU` ignored, `SIGHUP`
+    ///    handled (reopen the logs, request a reload), `SIGTERM`/`SIGINT` handled (remove the
+    ///    pidfile and `_exit(0)`, or request a graceful shutdown), `RLIMIT_CORE` 0 unless core
+    ///    dumps are allowed, the pidfile removal registered with `atexit`, `PID\n` written
+    ///    into the pidfile, and stdio onto `/dev/null` or the logs.
     /// 8. Ready at once ([`Ready::Auto`]) or when [`ready()`](crate::ready()) is called.
     ///
     /// A failure in step 7 travels through the pipe; the launcher returns it as the error.
@@ -681,8 +682,23 @@ fn set_up(
     if let Some(pidfile) = pidfile {
         pidfile.keep_until_exit();
     }
-    // Step 6: stdio. Every fd of ours is above 2 (fds::ensure_standard_open saw to that). In
-    // the foreground, output without a log file stays where the supervisor or terminal put it.
+    // Step 7: umask, working directory.
+    sys::umask(plan.umask);
+    sys::chdir(&plan.workdir_c).map_err(|error| (Step::Workdir, error))?;
+    // Step 8: signals. The SIGTERM handler removes the pidfile, so it comes after
+    // `keep_until_exit` above.
+    if let Some(handling) = plan.handling.take() {
+        signals::for_daemon(handling, foreground).map_err(|error| (Step::Signals, error))?;
+    }
+    if !plan.core_dumps {
+        sys::forbid_core_dumps().map_err(|error| (Step::CoreLimit, error))?;
+    }
+    sys::at_exit(pidfile::remove_at_exit).map_err(|error| (Step::ExitHandler, error))?;
+    // Step 9: the pid, while holding the lock.
+    pidfile::write_daemon_pid(sys::getpid()).map_err(|error| (Step::WritePid, error))?;
+    // Step 6, last, so that in the foreground an error above still reaches the terminal.
+    // Every fd of ours is above 2 (fds::ensure_standard_open saw to that). In the
+    // foreground, output without a log file stays where the supervisor or terminal put it.
     let keep = |fd| if foreground { fd } else { plan.devnull };
     let stdout = plan.stdout.as_ref().map_or(keep(1), |log| log.fd);
     let stderr = plan.stderr.as_ref().map_or(keep(2), |log| log.fd);
@@ -692,20 +708,7 @@ fn set_up(
         }
     }
     plan.close();
-    // Step 7: umask, working directory.
-    sys::umask(plan.umask);
-    sys::chdir(&plan.workdir_c).map_err(|error| (Step::Workdir, error))?;
-    // Step 8: signals. The SIGTERM handler removes the pidfile, so it comes after
-    // `keep_until_exit` above.
-    if let Some(handling) = plan.handling.take() {
-        signals::for_daemon(handling).map_err(|error| (Step::Signals, error))?;
-    }
-    if !plan.core_dumps {
-        sys::forbid_core_dumps().map_err(|error| (Step::CoreLimit, error))?;
-    }
-    sys::at_exit(pidfile::remove_at_exit).map_err(|error| (Step::ExitHandler, error))?;
-    // Step 9: the pid, while holding the lock.
-    pidfile::write_daemon_pid(sys::getpid()).map_err(|error| (Step::WritePid, error))
+    Ok(())
 }
 
 /// How [`Daemon::launch`] runs.

@@ -72,7 +72,7 @@ impl Pidfile {
                     return Err(failed(PathAction::OpenPidfile, error));
                 }
             };
-            match sys::try_lock_exclusive(fd) {
+            match lock_contended(fd) {
                 Ok(true) => {}
                 Ok(false) => {
                     let pid = read_pid_of_holder(fd);
@@ -157,6 +157,20 @@ pub(crate) extern "C" fn remove_at_exit() {
     if let Some(pidfile) = DAEMON_PIDFILE.get() {
         if !REMOVED.swap(true, Ordering::SeqCst) {
             pidfile.remove();
+        }
+    }
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`, tried again for a moment while it is held: `status`, `stop`
+/// and `reload` take a shared lock for an instant to look, and a start at that instant must
+/// not conclude "already running".
+fn lock_contended(fd: RawFd) -> io::Result<bool> {
+    let deadline = Instant::now() + Duration::from_millis(100);
+    loop {
+        match sys::try_lock_exclusive(fd)? {
+            true => return Ok(true),
+            false if Instant::now() >= deadline => return Ok(false),
+            false => std::thread::sleep(Duration::from_millis(5)),
         }
     }
 }

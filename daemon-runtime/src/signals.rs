@@ -3,8 +3,9 @@
 use crate::events;
 use crate::pidfile;
 use crate::sys::{self, Disposition};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
 /// Step 2, in the launcher: an empty signal mask, and every inherited "ignore" back to
@@ -53,10 +54,13 @@ static HANDLING: OnceLock<Handling> = OnceLock::new();
 /// Step 8, in the daemon: ignore the job-control signals a terminal would send, handle
 /// `SIGHUP` (reopen the logs, request a reload), and `SIGTERM`/`SIGINT` (exit at once, or
 /// request a graceful shutdown). Allocates nothing.
-pub(crate) fn for_daemon(handling: Handling) -> io::Result<()> {
+pub(crate) fn for_daemon(handling: Handling, foreground: bool) -> io::Result<()> {
     let _ = HANDLING.set(handling);
-    for signal in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
-        sys::set_disposition(signal, Disposition::Ignore)?;
+    // In the foreground (the `run` command) a terminal's Ctrl-Z keeps working.
+    if !foreground {
+        for signal in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+            sys::set_disposition(signal, Disposition::Ignore)?;
+        }
     }
     sys::set_disposition(libc::SIGHUP, Disposition::Handler(on_hangup))?;
     for signal in [libc::SIGTERM, libc::SIGINT] {
@@ -84,17 +88,31 @@ extern "C" fn on_hangup(_signal: libc::c_int) {
     let _errno = sys::ErrnoGuard::save();
     if let Some(handling) = HANDLING.get() {
         for (path, target) in [(&handling.stdout, 1), (&handling.stderr, 2)] {
-            let Some(path) = path else { continue };
-            if let Ok(fd) = sys::open(
-                path,
-                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NONBLOCK,
-                0o640,
-            ) {
-                // A failed reopen keeps the old file: better than losing the output.
-                let _ = sys::clear_nonblock(fd).and_then(|()| sys::dup2(fd, target));
-                sys::close(fd);
+            if let Some(path) = path {
+                reopen(path, target);
             }
         }
     }
     events::request_reload();
+}
+
+/// Opens `path` for append (created 0640, like at start-up) and puts it on `target`. A failed
+/// reopen keeps the old file: better than losing the output. Async-signal-safe.
+fn reopen(path: &CStr, target: RawFd) {
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK;
+    let (fd, created) = match sys::open(path, flags | libc::O_CREAT | libc::O_EXCL, 0o640) {
+        Ok(fd) => (fd, true),
+        Err(_) => match sys::open(path, flags, 0) {
+            Ok(fd) => (fd, false),
+            Err(_) => return,
+        },
+    };
+    let ready = sys::clear_nonblock(fd).and_then(|()| match created {
+        true => sys::fchmod(fd, 0o640),
+        false => Ok(()),
+    });
+    if ready.is_ok() {
+        let _ = sys::dup2(fd, target);
+    }
+    sys::close(fd);
 }

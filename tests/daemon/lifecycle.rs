@@ -5,7 +5,6 @@ use crate::support::*;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn log_has(sandbox: &Sandbox, file: &str, text: &str) -> bool {
@@ -42,7 +41,15 @@ fn graceful_shutdown_and_reload_by_polling_by_waiting_and_by_descriptor() {
         wait_for_log(&sandbox, "stdout.log", "reload 1");
         signal(pid, libc::SIGHUP);
         wait_for_log(&sandbox, "stdout.log", "reload 2");
-        signal(pid, libc::SIGTERM);
+        // SIGINT (a Ctrl-C) asks the same as SIGTERM.
+        signal(
+            pid,
+            if mode == "fd" {
+                libc::SIGINT
+            } else {
+                libc::SIGTERM
+            },
+        );
         let status = wait_for_exit(pid, GONE_TIMEOUT).expect("the daemon is this test's child");
         assert_eq!(status.code(), Some(0), "MODE={mode}");
         let log = fs::read_to_string(sandbox.path("stdout.log")).unwrap();
@@ -169,14 +176,11 @@ fn stop_escalates_to_sigkill_after_stop_timeout() {
     let pid = sandbox.daemon_pid();
     let stopped = control(&sandbox, "stop");
     assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+    // stop_timeout = 5 in the lifecycle example.
+    let killed = format!("lifecycle: killed (pid {pid}): still running 5.");
+    assert!(stopped.stdout.starts_with(&killed), "{stopped:?}");
     assert!(
-        stopped
-            .stdout
-            .starts_with(&format!("lifecycle: killed (pid {pid}): still running 1.")),
-        "{stopped:?}"
-    );
-    assert!(
-        stopped.elapsed >= Duration::from_secs(1),
+        stopped.elapsed >= Duration::from_secs(5),
         "SIGKILL before stop_timeout"
     );
     assert!(!is_alive(pid));
@@ -301,8 +305,13 @@ fn a_port_in_use_is_reported_by_the_launcher() {
 #[test]
 fn start_stop_daemon_agrees_with_status_and_stops_the_daemon() {
     let sandbox = Sandbox::new("start-stop-daemon");
+    // dpkg installs it in /usr/sbin, which is not on every PATH.
+    let program = ["/usr/sbin/start-stop-daemon", "/sbin/start-stop-daemon"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .unwrap_or("start-stop-daemon");
     let ssd = |action: &str| {
-        let mut command = Command::new("start-stop-daemon");
+        let mut command = sandbox.command_for(program);
         command.arg(action).arg("--pidfile").arg(sandbox.pidfile());
         command
     };

@@ -114,12 +114,17 @@ fn the_pidfile_is_removed_however_main_ends_after_ready() {
         );
         // What went wrong is in the daemon's stderr log, as Rust's `main` reports it.
         let log = std::fs::read_to_string(sandbox.path("stderr.log")).unwrap();
-        let expected = match after {
-            "err" => "Error: ConfigError(\"lost the configuration\")\n",
-            "panic" => "lost the configuration",
-            _ => "",
-        };
-        assert!(log.contains(expected), "AFTER={after}: stderr log {log:?}");
+        match after {
+            "err" => assert!(
+                log.contains("Error: ConfigError(\"lost the configuration\")\n"),
+                "{log:?}"
+            ),
+            "panic" => assert!(
+                log.contains("panicked") && log.contains("lost the configuration"),
+                "{log:?}"
+            ),
+            _ => assert_eq!(log, "", "AFTER={after}"),
+        }
     }
 }
 

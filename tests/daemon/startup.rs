@@ -148,10 +148,10 @@ fn the_launcher_reaps_the_first_child_before_it_waits() {
     // first child would stay listed (a zombie) until the launcher exits at 1.5 s.
     let children =
         || fs::read_to_string(format!("/proc/{launcher_pid}/task/{launcher_pid}/children"));
-    let mut listed = String::from("(not read)");
-    while start.elapsed() < std::time::Duration::from_millis(1300) {
+    let mut listed;
+    loop {
         listed = children().expect("the launcher is still waiting");
-        if listed.trim().is_empty() {
+        if listed.trim().is_empty() || start.elapsed() > std::time::Duration::from_millis(1300) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -181,4 +181,19 @@ fn a_process_the_daemon_forks_does_not_remove_the_pidfile_when_it_exits() {
         "the child removed or changed the pidfile"
     );
     assert!(is_locked(&sandbox.pidfile()));
+}
+
+#[test]
+fn sighup_without_log_files_only_requests_a_reload() {
+    let sandbox = Sandbox::new("hup-no-logs");
+    // by_hand has no log files and `shutdown = "exit"`.
+    launch(&mut sandbox.command("by_hand")).assert_started();
+    let pid = sandbox.daemon_pid();
+    signal(pid, libc::SIGHUP);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(is_alive(pid), "SIGHUP ended the daemon");
+    assert_eq!(read_pid(&sandbox.pidfile()), pid);
+    let fds = fds(pid);
+    assert_eq!(fds[&1], Path::new("/dev/null"));
+    assert_eq!(fds.len(), 4, "{fds:?}");
 }

@@ -166,20 +166,24 @@ impl Sandbox {
 impl Drop for Sandbox {
     /// Must not panic: it also runs while a failed test unwinds.
     fn drop(&mut self) {
-        let mut pids = self.processes();
-        pids.extend(self.daemons.borrow().iter().copied());
-        for &pid in &pids {
+        // Only processes that carry this sandbox in their environment are killed: a pid read
+        // earlier may have been reaped and reused since.
+        let running = self.processes();
+        for &pid in &running {
             // SAFETY: kill takes integers only.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        // Reap them (the daemons are this subreaper's children), without waiting forever.
+        // Reap them and the daemons that ended by themselves (this subreaper's children),
+        // without waiting forever; a pid that is not our child (-1) is not waited for.
+        let mut pids = running;
+        pids.extend(self.daemons.borrow().iter().copied());
         let deadline = Instant::now() + GONE_TIMEOUT;
         for pid in pids {
             while Instant::now() < deadline {
                 let mut raw = 0;
                 // SAFETY: `raw` is valid for one write.
                 let reaped = unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) };
-                if reaped == pid || (reaped == -1 && !is_alive(pid)) {
+                if reaped != 0 {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(2));
