@@ -41,6 +41,8 @@ fn graceful_shutdown_and_reload_by_polling_by_waiting_and_by_descriptor() {
         wait_for_log(&sandbox, "stdout.log", "reload 1");
         signal(pid, libc::SIGHUP);
         wait_for_log(&sandbox, "stdout.log", "reload 2");
+        // Signals are handled without a thread of the runtime's.
+        assert_eq!(status(pid)["Threads"], "1", "MODE={mode}");
         // SIGINT (a Ctrl-C) asks the same as SIGTERM.
         signal(
             pid,
