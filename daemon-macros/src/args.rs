@@ -43,6 +43,9 @@ pub(crate) struct Args {
     pub(crate) ready_timeout: Option<Setting<Seconds>>,
     pub(crate) core_dumps: Option<Setting<bool>>,
     pub(crate) graceful: Option<Setting<bool>>,
+    pub(crate) user: Option<Setting<String>>,
+    pub(crate) group: Option<Setting<String>>,
+    pub(crate) chroot: Option<Setting<String>>,
     pub(crate) stop_timeout: Option<Setting<Seconds>>,
     pub(crate) control: Option<Setting<bool>>,
     pub(crate) name: Option<Setting<String>>,
@@ -193,17 +196,9 @@ impl Args {
             "name" => set(&mut self.name, name(value)?, key_span, span),
             "crate" => set(&mut self.krate, crate_path(value)?, key_span, span),
             // Keys whose behaviour has not landed yet: validated, then refused.
-            "user" | "group" => {
-                string(key, value)?;
-                return Err(not_yet(
-                    key_span,
-                    &format!("`{key}` is not supported yet: dropping privileges is planned; until then, leave `{key}` out and start the service as the user it should run as"),
-                ));
-            }
-            "chroot" => {
-                path(key, value)?;
-                return Err(not_yet(key_span, "`chroot` is not supported yet: it is planned together with `user` and `group`; leave it out for now"));
-            }
+            "user" => set(&mut self.user, string(key, value)?, key_span, span),
+            "group" => set(&mut self.group, string(key, value)?, key_span, span),
+            "chroot" => set(&mut self.chroot, path(key, value)?, key_span, span),
             "detach" => {
                 choice(key, value, &["auto", "always", "never"])?;
                 return Err(not_yet(key_span, "`detach` is not supported yet: today the daemon always detaches (double fork), except under the `run` command of `control = true`; leave it out for now"));
@@ -232,6 +227,14 @@ impl Args {
                 timeout.key,
                 "`stop_timeout` is used by the `stop` command, which comes with `control = true`; add that, or remove `stop_timeout`",
             );
+        }
+        if let (Some(_), Some(workdir)) = (&self.chroot, &self.workdir) {
+            if !workdir.value.starts_with('/') {
+                errors.at(
+                    workdir.span,
+                    "with `chroot`, `workdir` is a path inside the new root and must start with `/`",
+                );
+            }
         }
         let Some(pidfile) = &self.pidfile else { return };
         for (key, log) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {

@@ -45,6 +45,9 @@ fn builder_calls(args: &Args, krate: &TokenStream) -> Vec<TokenStream> {
         ("stdout", &args.stdout),
         ("stderr", &args.stderr),
         ("name", &args.name),
+        ("user", &args.user),
+        ("group", &args.group),
+        ("chroot", &args.chroot),
     ];
     for (method, setting) in paths {
         if let Some(setting) = setting {

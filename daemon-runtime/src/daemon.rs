@@ -5,6 +5,7 @@ use crate::error::{Error, PathAction, SystemAction};
 use crate::fds;
 use crate::paths::{self, Cwd};
 use crate::pidfile::{self, Pidfile};
+use crate::privileges::{self, Credentials};
 use crate::readiness::{self, Listener, Message, Notifier};
 use crate::signals::{self, Handling};
 use crate::sys::{self, Forked};
@@ -81,6 +82,9 @@ pub struct Daemon {
     pub(crate) shutdown: Shutdown,
     pub(crate) stop_timeout: Duration,
     pub(crate) control: bool,
+    pub(crate) user: Option<String>,
+    pub(crate) group: Option<String>,
+    pub(crate) chroot: Option<PathBuf>,
 }
 
 impl Default for Daemon {
@@ -108,6 +112,9 @@ impl Daemon {
             shutdown: Shutdown::Exit,
             stop_timeout: Duration::from_secs(10),
             control: false,
+            user: None,
+            group: None,
+            chroot: None,
         }
     }
 
@@ -170,6 +177,29 @@ impl Daemon {
     /// Whether the daemon may dump core. `false` (the default) sets `RLIMIT_CORE` to 0.
     pub fn core_dumps(mut self, allowed: bool) -> Daemon {
         self.core_dumps = allowed;
+        self
+    }
+
+    /// The user the daemon runs as: a name or a number. Its supplementary groups are set as
+    /// by initgroups(3), and its primary group unless [`group`](Daemon::group) says another.
+    /// The pidfile and the log files are opened before, as the launching user. An unknown
+    /// name is a start-up error in the launcher.
+    pub fn user(mut self, user: impl Into<String>) -> Daemon {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The group the daemon runs as: a name or a number. Without a [`user`](Daemon::user),
+    /// it is also the only supplementary group.
+    pub fn group(mut self, group: impl Into<String>) -> Daemon {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// A directory that becomes the daemon's root (chroot(2)), before privileges are
+    /// dropped; [`workdir`](Daemon::workdir) is then a path inside it.
+    pub fn chroot(mut self, path: impl Into<PathBuf>) -> Daemon {
+        self.chroot = Some(path.into());
         self
     }
 
@@ -307,7 +337,10 @@ impl Daemon {
         // The pidfile before the log files: a launcher that loses to a running instance
         // must not create (and then remove) a log file the winner is using.
         let pidfile = match &plan.pidfile {
-            Some(path) => match Pidfile::lock(path.clone()) {
+            Some(path) => match Pidfile::lock(
+                path.clone(),
+                plan.credentials.as_ref().and_then(Credentials::uid),
+            ) {
                 Ok(pidfile) => Some(pidfile),
                 Err(error) => {
                     plan.discard();
@@ -436,6 +469,10 @@ struct Plan {
     ready: Ready,
     /// For the daemon's SIGHUP handler, which reopens the logs.
     handling: Option<Handling>,
+    /// The new root, if any.
+    chroot: Option<(PathBuf, CString)>,
+    /// The ids to take, if any.
+    credentials: Option<Credentials>,
 }
 
 struct LogFile {
@@ -451,7 +488,30 @@ impl Plan {
             Some(path) => Some(paths::resolve("pidfile", path, &mut cwd)?),
             None => None,
         };
-        let workdir = paths::resolve("workdir", &daemon.workdir, &mut cwd)?;
+        let chroot = match &daemon.chroot {
+            Some(path) => {
+                let path = paths::resolve("chroot", path, &mut cwd)?;
+                let c = c_path(&path, PathAction::Chroot)?;
+                check_dir(&path, &c, PathAction::Chroot)?;
+                Some((path, c))
+            }
+            None => None,
+        };
+        // Inside a chroot, the working directory is a path under the new root.
+        let workdir =
+            match &chroot {
+                Some(_) if daemon.workdir.is_relative() => return Err(Error::Path {
+                    action: PathAction::Workdir,
+                    path: daemon.workdir.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "with a chroot, the working directory must be an absolute path inside it",
+                    ),
+                }),
+                Some(_) => paths::resolve("workdir", &daemon.workdir, &mut cwd)?,
+                None => paths::resolve("workdir", &daemon.workdir, &mut cwd)?,
+            };
+        let credentials = Credentials::resolve(daemon.user.as_deref(), daemon.group.as_deref())?;
         let stdout = match &daemon.stdout {
             Some(path) => Some(paths::resolve("stdout", path, &mut cwd)?),
             None => None,
@@ -461,7 +521,17 @@ impl Plan {
             None => None,
         };
         let workdir_c = c_path(&workdir, PathAction::Workdir)?;
-        check_workdir(&workdir, &workdir_c)?;
+        match &chroot {
+            Some((root, _)) => {
+                let outside = root.join(workdir.strip_prefix("/").unwrap_or(&workdir));
+                check_dir(
+                    &outside,
+                    &c_path(&outside, PathAction::Workdir)?,
+                    PathAction::Workdir,
+                )?;
+            }
+            None => check_dir(&workdir, &workdir_c, PathAction::Workdir)?,
+        }
         let devnull = sys::open(c"/dev/null", libc::O_RDWR, 0).map_err(|source| Error::Path {
             action: PathAction::OpenDevNull,
             path: PathBuf::from("/dev/null"),
@@ -491,6 +561,8 @@ impl Plan {
             core_dumps: daemon.core_dumps,
             ready: daemon.ready,
             handling: Some(handling),
+            chroot,
+            credentials,
         })
     }
 
@@ -585,9 +657,9 @@ fn c_path(path: &Path, action: PathAction) -> Result<CString, Error> {
     })
 }
 
-fn check_workdir(path: &Path, c_path: &CString) -> Result<(), Error> {
+fn check_dir(path: &Path, c_path: &CString, action: PathAction) -> Result<(), Error> {
     let failed = |source| Error::Path {
-        action: PathAction::Workdir,
+        action,
         path: path.to_owned(),
         source,
     };
@@ -610,6 +682,11 @@ enum Step {
     CoreLimit = 6,
     WritePid = 7,
     ExitHandler = 8,
+    Chroot = 9,
+    Groups = 10,
+    Gid = 11,
+    Uid = 12,
+    Verify = 13,
 }
 
 impl Step {
@@ -635,6 +712,19 @@ impl Step {
                 path: plan.pidfile.clone().unwrap_or_default(),
                 source,
             },
+            9 => Error::Path {
+                action: PathAction::Chroot,
+                path: plan
+                    .chroot
+                    .as_ref()
+                    .map(|(path, _)| path.clone())
+                    .unwrap_or_default(),
+                source,
+            },
+            10 => system(SystemAction::SetGroups),
+            11 => system(SystemAction::SetGid),
+            12 => system(SystemAction::SetUid),
+            13 => system(SystemAction::VerifyPrivileges),
             _ => system(SystemAction::ExitHandler),
         }
     }
@@ -682,9 +772,24 @@ fn set_up(
     if let Some(pidfile) = pidfile {
         pidfile.keep_until_exit();
     }
-    // Step 7: umask, working directory.
+    // Step 7: umask, root and working directory, privileges (SPEC §6: the pidfile and the
+    // logs are open already; then chroot, groups, gid, uid).
     sys::umask(plan.umask);
+    if let Some((_, root)) = &plan.chroot {
+        sys::chroot(root).map_err(|error| (Step::Chroot, error))?;
+    }
     sys::chdir(&plan.workdir_c).map_err(|error| (Step::Workdir, error))?;
+    if let Some(credentials) = &mut plan.credentials {
+        credentials.assume().map_err(|(step, error)| {
+            let step = match step {
+                privileges::Step::Groups => Step::Groups,
+                privileges::Step::Gid => Step::Gid,
+                privileges::Step::Uid => Step::Uid,
+                privileges::Step::Verify => Step::Verify,
+            };
+            (step, error)
+        })?;
+    }
     // Step 8: signals. The SIGTERM handler removes the pidfile, so it comes after
     // `keep_until_exit` above.
     if let Some(handling) = plan.handling.take() {

@@ -59,6 +59,16 @@ pub enum Error {
         /// Why it failed.
         source: io::Error,
     },
+    /// The `user` is not in the user database.
+    UnknownUser {
+        /// The name (or number) given.
+        name: String,
+    },
+    /// The `group` is not in the group database.
+    UnknownGroup {
+        /// The name given.
+        name: String,
+    },
     /// The daemon did not become ready within `ready_timeout`, and was stopped.
     NotReady {
         /// The `ready_timeout` that passed.
@@ -94,6 +104,8 @@ pub enum PathAction {
     OpenStderr,
     /// Opening `/dev/null`.
     OpenDevNull,
+    /// Changing the root directory (`chroot`).
+    Chroot,
 }
 
 /// What was being done when a system call without a path failed.
@@ -120,6 +132,14 @@ pub enum SystemAction {
     CoreLimit,
     /// Registering the pidfile removal at exit.
     ExitHandler,
+    /// Setting the supplementary groups.
+    SetGroups,
+    /// Setting the group id.
+    SetGid,
+    /// Setting the user id.
+    SetUid,
+    /// Checking that every id is the target's and that root cannot be regained.
+    VerifyPrivileges,
 }
 
 impl fmt::Display for PathAction {
@@ -132,6 +152,7 @@ impl fmt::Display for PathAction {
             PathAction::OpenStdout => "cannot open stdout log",
             PathAction::OpenStderr => "cannot open stderr log",
             PathAction::OpenDevNull => "cannot open",
+            PathAction::Chroot => "cannot change the root directory to",
         })
     }
 }
@@ -151,6 +172,12 @@ impl fmt::Display for SystemAction {
             SystemAction::Stdio => "cannot redirect stdin, stdout and stderr",
             SystemAction::CoreLimit => "cannot disable core dumps (RLIMIT_CORE)",
             SystemAction::ExitHandler => "cannot register the pidfile removal at exit",
+            SystemAction::SetGroups => "cannot set the supplementary groups (setgroups)",
+            SystemAction::SetGid => "cannot set the group id (setgid)",
+            SystemAction::SetUid => "cannot set the user id (setuid)",
+            SystemAction::VerifyPrivileges => {
+                "privileges were not fully dropped (an id or a group is not the target's, or setuid(0) still works)"
+            }
         })
     }
 }
@@ -182,6 +209,8 @@ impl fmt::Display for Error {
                 pidfile.display()
             ),
             Error::System { action, source } => write!(f, "{action}: {}", describe(source)),
+            Error::UnknownUser { name } => write!(f, "unknown user `{name}`"),
+            Error::UnknownGroup { name } => write!(f, "unknown group `{name}`"),
             Error::NotReady { timeout, pid } => {
                 write!(f, "not ready within {timeout:?} (ready_timeout); ")?;
                 match pid {

@@ -30,6 +30,7 @@ mod events;
 mod fds;
 mod paths;
 mod pidfile;
+mod privileges;
 mod readiness;
 mod signals;
 mod sys;

@@ -41,7 +41,11 @@ impl Pidfile {
     /// Refuses a symbolic link (`O_NOFOLLOW`) and anything but a regular file. Another holder
     /// of the lock is [`Error::AlreadyRunning`]. Once locked, the content is cleared: whatever
     /// it held (a stale pid, garbage) is no one's any more.
-    pub(crate) fn lock(path: PathBuf) -> Result<Pidfile, Error> {
+    ///
+    /// When running as root, two more refusals (SPEC §4): a pidfile in a directory anyone may
+    /// write without the sticky bit (anyone could swap the file), and a pidfile owned by a
+    /// user other than root or `daemon_uid` (the user the daemon will run as).
+    pub(crate) fn lock(path: PathBuf, daemon_uid: Option<libc::uid_t>) -> Result<Pidfile, Error> {
         let failed = |action, source| Error::Path {
             action,
             path: path.clone(),
@@ -53,6 +57,10 @@ impl Pidfile {
                 io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"),
             )
         })?;
+        let as_root = sys::geteuid() == 0;
+        if as_root {
+            check_directory(&path).map_err(|error| failed(PathAction::OpenPidfile, error))?;
+        }
         // A daemon that exits unlinks its pidfile while still holding the lock, so a file we
         // opened may be gone from the path by the time we hold its lock; such a lock guards
         // nothing, and we start over with whatever the path names now.
@@ -60,6 +68,14 @@ impl Pidfile {
             let (fd, created) = open_or_create(&c_path)
                 .map_err(|error| failed(PathAction::OpenPidfile, explain(error)))?;
             let id = match sys::fstat(fd) {
+                Ok(id) if as_root && id.uid != 0 && Some(id.uid) != daemon_uid => {
+                    sys::close(fd);
+                    let error = io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!("it is owned by uid {}, not by root or the daemon's user; refusing it as root", id.uid),
+                    );
+                    return Err(failed(PathAction::OpenPidfile, error));
+                }
                 Ok(id) if id.is_regular() => id,
                 Ok(_) => {
                     sys::close(fd);
@@ -125,11 +141,20 @@ impl Pidfile {
     /// Removes the pidfile if the path still names the file we locked (same device and
     /// inode); if it cannot be removed (a directory we may no longer write), empties it, so
     /// that, unlocked, it reads as stale. Async-signal-safe.
+    ///
+    /// A path that cannot be looked at any more (privileges dropped, a chroot) leaves only
+    /// the emptying; a path that names another file now is left alone.
     pub(crate) fn remove(&self) {
-        if matches!(sys::lstat(&self.c_path), Ok(now) if now.same_file(self.id))
-            && sys::unlink(&self.c_path).is_err()
-        {
-            let _ = sys::ftruncate(self.fd, 0);
+        match sys::lstat(&self.c_path) {
+            Ok(now) if now.same_file(self.id) => {
+                if sys::unlink(&self.c_path).is_err() {
+                    let _ = sys::ftruncate(self.fd, 0);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let _ = sys::ftruncate(self.fd, 0);
+            }
         }
     }
 
@@ -268,6 +293,28 @@ fn open_or_create(path: &std::ffi::CStr) -> io::Result<(RawFd, bool)> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// Refuses a directory that anyone may write and that has no sticky bit.
+fn check_directory(path: &std::path::Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => return Ok(()),
+    };
+    let c_parent = CString::new(parent.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"))?;
+    let dir = sys::stat(&c_parent)?;
+    // Others may write (0o002), and no sticky bit (S_ISVTX, 0o1000 everywhere).
+    if dir.mode & 0o002 != 0 && dir.mode & 0o1000 == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "its directory {} may be written by anyone and has no sticky bit; refusing it as root",
+                parent.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Says what `O_NOFOLLOW`'s `ELOOP` means here.

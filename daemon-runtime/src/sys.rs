@@ -154,6 +154,7 @@ pub(crate) struct FileId {
     pub(crate) dev: u64,
     pub(crate) ino: u64,
     pub(crate) mode: u32,
+    pub(crate) uid: u32,
 }
 
 impl FileId {
@@ -175,6 +176,7 @@ impl FileId {
             dev: stat.st_dev as u64,
             ino: stat.st_ino as u64,
             mode: stat.st_mode as u32,
+            uid: stat.st_uid as u32,
         }
     }
 }
@@ -535,4 +537,71 @@ pub(crate) fn try_lock_shared(fd: RawFd) -> io::Result<bool> {
         Err(error) if error.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
         Err(error) => Err(error),
     }
+}
+
+/// chroot(2).
+pub(crate) fn chroot(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated.
+    cvt(unsafe { libc::chroot(path.as_ptr()) }).map(drop)
+}
+
+/// setgroups(2).
+pub(crate) fn setgroups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: `groups` is valid for reads of its length.
+    cvt(unsafe { libc::setgroups(groups.len() as _, groups.as_ptr()) }).map(drop)
+}
+
+/// setgid(2): real, effective and saved group id (when privileged).
+pub(crate) fn setgid(gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: no pointers.
+    cvt(unsafe { libc::setgid(gid) }).map(drop)
+}
+
+/// setuid(2): real, effective and saved user id (when privileged).
+pub(crate) fn setuid(uid: libc::uid_t) -> io::Result<()> {
+    // SAFETY: no pointers.
+    cvt(unsafe { libc::setuid(uid) }).map(drop)
+}
+
+/// geteuid(2).
+pub(crate) fn geteuid() -> libc::uid_t {
+    // SAFETY: no pointers, cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The real, effective, saved and filesystem user ids, and the same four group ids
+/// (getresuid(2), getresgid(2), setfsuid(2)/setfsgid(2) with an invalid id, which only reads).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn all_ids() -> io::Result<([libc::uid_t; 4], [libc::gid_t; 4])> {
+    let (mut ruid, mut euid, mut suid) = (0, 0, 0);
+    let (mut rgid, mut egid, mut sgid) = (0, 0, 0);
+    // SAFETY: each pointer is valid for one write.
+    cvt(unsafe { libc::getresuid(&mut ruid, &mut euid, &mut suid) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::getresgid(&mut rgid, &mut egid, &mut sgid) })?;
+    // SAFETY: an id of -1 is invalid, so the call changes nothing and returns the current one.
+    let fsuid = unsafe { libc::setfsuid(libc::uid_t::MAX) } as libc::uid_t;
+    // SAFETY: as above.
+    let fsgid = unsafe { libc::setfsgid(libc::gid_t::MAX) } as libc::gid_t;
+    Ok(([ruid, euid, suid, fsuid], [rgid, egid, sgid, fsgid]))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn all_ids() -> io::Result<([libc::uid_t; 4], [libc::gid_t; 4])> {
+    // SAFETY: no pointers, cannot fail.
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
+    Ok(([uid, euid, euid, euid], [gid, egid, egid, egid]))
+}
+
+/// getgroups(2) into `buf`; the number of groups.
+pub(crate) fn getgroups(buf: &mut [libc::gid_t]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    cvt(unsafe { libc::getgroups(buf.len() as libc::c_int, buf.as_mut_ptr()) }).map(|n| n as usize)
 }

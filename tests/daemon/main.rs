@@ -6,6 +6,7 @@ mod failures;
 mod hostile;
 mod lifecycle;
 mod pidfile;
+mod privileges;
 mod readiness;
 mod startup;
 mod support;

@@ -627,3 +627,107 @@ pub fn own_session() -> i32 {
     // SAFETY: getsid(0) takes no pointer.
     unsafe { libc::getsid(0) }
 }
+
+/// Whether this test runs as root; prints why it skips otherwise.
+pub fn running_as_root(test: &str) -> bool {
+    // SAFETY: no pointers.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("{test}: skipped: it needs root (CI runs as root)");
+    }
+    root
+}
+
+/// Makes `command` run as `uid`/`gid` (with only that group), as an unprivileged user would
+/// start it; with `nproc`, also under that RLIMIT_NPROC.
+pub fn run_as(command: &mut Command, uid: u32, gid: u32, nproc: Option<u64>) {
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
+    unsafe {
+        command.pre_exec(move || {
+            if let Some(limit) = nproc {
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NPROC, &rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::setgroups(1, &gid) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The ids of a user, from the user database (`id`).
+pub fn ids_of(user: &str) -> (u32, u32, Vec<u32>) {
+    let id = |flag: &str| {
+        let out = Command::new("id")
+            .arg(flag)
+            .arg(user)
+            .output()
+            .expect("run id");
+        assert!(
+            out.status.success(),
+            "id {flag} {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|n| n.parse::<u32>().expect("a number"))
+            .collect::<Vec<_>>()
+    };
+    (id("-u")[0], id("-g")[0], id("-G"))
+}
+
+/// A system user with two supplementary groups, created once (as root) if missing:
+/// `daemon-rs-test`, primary group `nogroup`, groups `daemon-rs-a` and `daemon-rs-b`.
+pub fn user_with_groups() -> &'static str {
+    static CREATE: Once = Once::new();
+    CREATE.call_once(|| {
+        let have = |what: &str, name: &str| {
+            Command::new("getent")
+                .args([what, name])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        for group in ["daemon-rs-a", "daemon-rs-b"] {
+            if !have("group", group) {
+                let _ = Command::new("groupadd").args(["--system", group]).status();
+            }
+        }
+        if !have("passwd", "daemon-rs-test") {
+            let _ = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--no-user-group",
+                    "--gid",
+                    "nogroup",
+                ])
+                .args([
+                    "--groups",
+                    "daemon-rs-a,daemon-rs-b",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "daemon-rs-test",
+                ])
+                .status();
+        }
+        assert!(
+            have("passwd", "daemon-rs-test"),
+            "could not create the user daemon-rs-test"
+        );
+    });
+    "daemon-rs-test"
+}
+
+/// The numbers of a `Uid:`/`Gid:`/`Groups:` line of /proc/PID/status.
+pub fn id_line(status: &BTreeMap<String, String>, key: &str) -> Vec<u32> {
+    status[key]
+        .split_whitespace()
+        .map(|n| n.parse().expect("a number"))
+        .collect()
+}

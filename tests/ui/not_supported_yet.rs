@@ -1,7 +1,2 @@
-#[daemon_runtime::daemon(
-    user = "nobody",
-    group = "nogroup",
-    chroot = "/var/empty",
-    detach = "never",
-)]
+#[daemon_runtime::daemon(detach = "never")]
 fn main() {}
