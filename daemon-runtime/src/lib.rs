@@ -71,7 +71,9 @@ pub use crate::readiness::ready;
 /// | `shutdown` | `"exit"`, `"graceful"` | `"exit"` | see [`Shutdown`] |
 /// | `control` | bool | `false` | the first argument is a [`ControlCommand`] |
 /// | `stop_timeout` | seconds | `10` | `stop`: `SIGKILL` this long after `SIGTERM` |
-/// | `user`, `group`, `chroot`, `detach` | | | planned: a compile error today |
+/// | `user`, `group` | name or number | unchanged | see [`Daemon::user`], [`Daemon::group`] |
+/// | `chroot` | path string | none | see [`Daemon::chroot`] |
+/// | `detach` | | | planned: a compile error today |
 ///
 /// Path strings expand `$VAR`, `${VAR}` and `${VAR:-default}` from the launcher's environment
 /// at start-up (an unset variable without default is a start-up error that names it; `$$` is a

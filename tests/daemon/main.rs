@@ -3,10 +3,12 @@
 
 mod descriptors;
 mod failures;
+mod hardening;
 mod hostile;
 mod lifecycle;
 mod pidfile;
 mod privileges;
 mod readiness;
 mod startup;
+mod stress;
 mod support;

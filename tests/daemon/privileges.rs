@@ -253,3 +253,30 @@ fn an_unprivileged_launcher_cannot_take_another_user() {
     assert!(sandbox.processes().is_empty());
     assert!(!sandbox.pidfile().exists());
 }
+
+#[test]
+fn the_dumpable_flag_is_left_to_the_kernel() {
+    if !running_as_root("the_dumpable_flag_is_left_to_the_kernel") {
+        return;
+    }
+    let (uid, gid, _) = ids_of("nobody");
+    // Started by nobody, running as nobody: the runtime does not clear the dumpable flag, so
+    // /proc/PID stays the owner's to inspect (RLIMIT_CORE 0 is what stops core files).
+    let sandbox = Sandbox::new("dumpable-kept");
+    fs::set_permissions(&sandbox.dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let mut command = sandbox.command("by_hand");
+    run_as(&mut command, uid, gid, None);
+    launch(&mut command).assert_started();
+    let pid = sandbox.daemon_pid();
+    assert_eq!(
+        fs::metadata(format!("/proc/{pid}/fd")).unwrap().uid(),
+        uid,
+        "/proc/PID is not the owner's"
+    );
+    // Started by root, dropped to nobody: the kernel clears it (the daemon still holds files
+    // root opened), and /proc/PID belongs to root.
+    let sandbox = Sandbox::new("dumpable-cleared");
+    launch(&mut sandbox.command("nobody")).assert_started();
+    let pid = sandbox.daemon_pid();
+    assert_eq!(fs::metadata(format!("/proc/{pid}/fd")).unwrap().uid(), 0);
+}
