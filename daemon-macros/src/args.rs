@@ -229,7 +229,8 @@ impl Args {
             );
         }
         if let (Some(_), Some(workdir)) = (&self.chroot, &self.workdir) {
-            if !workdir.value.starts_with('/') {
+            // A template such as "${DATA_DIR}" is checked at start-up, once expanded.
+            if !workdir.value.starts_with('/') && !workdir.value.starts_with('$') {
                 errors.at(
                     workdir.span,
                     "with `chroot`, `workdir` is a path inside the new root and must start with `/`",

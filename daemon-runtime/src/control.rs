@@ -29,6 +29,18 @@ pub enum ControlCommand {
     Run,
 }
 
+/// Whether process `pid` has `path` open, from `/proc/PID/fd`; `None` where that cannot be
+/// read.
+fn holds_open(pid: sys::pid_t, path: &Path) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let target = std::fs::metadata(path).ok()?;
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(entries.flatten().any(|entry| {
+        std::fs::metadata(entry.path())
+            .is_ok_and(|open| open.dev() == target.dev() && open.ino() == target.ino())
+    }))
+}
+
 /// LSB exit codes (Linux Standard Base, init script actions).
 mod lsb {
     pub const SUCCESS: i32 = 0;
@@ -290,10 +302,21 @@ impl<'a> Process<'a> {
                 pidfd,
                 pidfile,
             };
-            if matches!(pidfile::probe(pidfile), Probe::Running(Some(again)) if again as sys::pid_t == pid)
+            if !matches!(pidfile::probe(pidfile), Probe::Running(Some(again)) if again as sys::pid_t == pid)
             {
-                return Ok(Some(process));
+                continue;
             }
+            // The pid is only what the file says: a daemon that was taken over could write
+            // any pid there, and `stop` may run as root. Signal it only if it holds the
+            // pidfile open (where /proc tells; a process we may not inspect, we may not
+            // signal either, unless we are root, who may inspect all).
+            if holds_open(pid, pidfile) == Some(false) {
+                return Err(Missing::Pidfile(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("it names pid {pid}, which does not hold it open; not signalling that process"),
+                )));
+            }
+            return Ok(Some(process));
         }
         Ok(None)
     }

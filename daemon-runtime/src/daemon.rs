@@ -328,19 +328,19 @@ impl Daemon {
             source,
         };
         fds::ensure_standard_open().map_err(descriptors)?;
+        // Before the descriptors are closed: a user database lookup may open sockets (nscd,
+        // sssd) that must not live on in the daemon.
+        let credentials = Credentials::resolve(self.user.as_deref(), self.group.as_deref())?;
         fds::close_inherited(&self.keep_fds).map_err(descriptors)?;
         signals::reset_for_launch().map_err(|source| Error::System {
             action: SystemAction::Signals,
             source,
         })?;
-        let mut plan = Plan::prepare(self)?;
+        let mut plan = Plan::prepare(self, credentials)?;
         // The pidfile before the log files: a launcher that loses to a running instance
         // must not create (and then remove) a log file the winner is using.
         let pidfile = match &plan.pidfile {
-            Some(path) => match Pidfile::lock(
-                path.clone(),
-                plan.credentials.as_ref().and_then(Credentials::uid),
-            ) {
+            Some(path) => match Pidfile::lock(path.clone()) {
                 Ok(pidfile) => Some(pidfile),
                 Err(error) => {
                     plan.discard();
@@ -470,9 +470,15 @@ struct Plan {
     /// For the daemon's SIGHUP handler, which reopens the logs.
     handling: Option<Handling>,
     /// The new root, if any.
-    chroot: Option<(PathBuf, CString)>,
+    chroot: Option<Root>,
     /// The ids to take, if any.
     credentials: Option<Credentials>,
+}
+
+/// The directory that becomes the daemon's root, open.
+struct Root {
+    path: PathBuf,
+    fd: RawFd,
 }
 
 struct LogFile {
@@ -482,7 +488,7 @@ struct LogFile {
 }
 
 impl Plan {
-    fn prepare(daemon: &Daemon) -> Result<Plan, Error> {
+    fn prepare(daemon: &Daemon, credentials: Option<Credentials>) -> Result<Plan, Error> {
         let mut cwd = Cwd::default();
         let pidfile = match &daemon.pidfile {
             Some(path) => Some(paths::resolve("pidfile", path, &mut cwd)?),
@@ -493,25 +499,38 @@ impl Plan {
                 let path = paths::resolve("chroot", path, &mut cwd)?;
                 let c = c_path(&path, PathAction::Chroot)?;
                 check_dir(&path, &c, PathAction::Chroot)?;
-                Some((path, c))
+                // Opened now, entered by descriptor in the daemon: the directory checked is the
+                // one that becomes the root.
+                let fd =
+                    sys::open(&c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|source| {
+                        Error::Path {
+                            action: PathAction::Chroot,
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                Some(Root { path, fd })
             }
             None => None,
         };
-        // Inside a chroot, the working directory is a path under the new root.
-        let workdir =
-            match &chroot {
-                Some(_) if daemon.workdir.is_relative() => return Err(Error::Path {
-                    action: PathAction::Workdir,
-                    path: daemon.workdir.clone(),
-                    source: io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "with a chroot, the working directory must be an absolute path inside it",
-                    ),
-                }),
-                Some(_) => paths::resolve("workdir", &daemon.workdir, &mut cwd)?,
-                None => paths::resolve("workdir", &daemon.workdir, &mut cwd)?,
-            };
-        let credentials = Credentials::resolve(daemon.user.as_deref(), daemon.group.as_deref())?;
+        // Inside a chroot, the working directory is an absolute path under the new root.
+        let workdir = match &chroot {
+            Some(_) => {
+                let expanded = paths::expand_only("workdir", &daemon.workdir)?;
+                if expanded.is_relative() {
+                    return Err(Error::Path {
+                        action: PathAction::Workdir,
+                        path: expanded,
+                        source: io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "with a chroot, the working directory must be an absolute path inside it",
+                        ),
+                    });
+                }
+                expanded
+            }
+            None => paths::resolve("workdir", &daemon.workdir, &mut cwd)?,
+        };
         let stdout = match &daemon.stdout {
             Some(path) => Some(paths::resolve("stdout", path, &mut cwd)?),
             None => None,
@@ -522,8 +541,10 @@ impl Plan {
         };
         let workdir_c = c_path(&workdir, PathAction::Workdir)?;
         match &chroot {
-            Some((root, _)) => {
-                let outside = root.join(workdir.strip_prefix("/").unwrap_or(&workdir));
+            Some(root) => {
+                let outside = root
+                    .path
+                    .join(workdir.strip_prefix("/").unwrap_or(&workdir));
                 check_dir(
                     &outside,
                     &c_path(&outside, PathAction::Workdir)?,
@@ -583,6 +604,10 @@ impl Plan {
         if self.devnull >= 0 {
             sys::close(self.devnull);
             self.devnull = -1;
+        }
+        if let Some(root) = self.chroot.as_mut().filter(|root| root.fd >= 0) {
+            sys::close(root.fd);
+            root.fd = -1;
         }
         for log in [self.stdout.take(), self.stderr.take()]
             .into_iter()
@@ -717,7 +742,7 @@ impl Step {
                 path: plan
                     .chroot
                     .as_ref()
-                    .map(|(path, _)| path.clone())
+                    .map(|root| root.path.clone())
                     .unwrap_or_default(),
                 source,
             },
@@ -775,8 +800,12 @@ fn set_up(
     // Step 7: umask, root and working directory, privileges (SPEC §6: the pidfile and the
     // logs are open already; then chroot, groups, gid, uid).
     sys::umask(plan.umask);
-    if let Some((_, root)) = &plan.chroot {
-        sys::chroot(root).map_err(|error| (Step::Chroot, error))?;
+    if let Some(root) = &mut plan.chroot {
+        sys::fchdir(root.fd)
+            .and_then(|()| sys::chroot(c"."))
+            .map_err(|error| (Step::Chroot, error))?;
+        sys::close(root.fd);
+        root.fd = -1;
     }
     sys::chdir(&plan.workdir_c).map_err(|error| (Step::Workdir, error))?;
     if let Some(credentials) = &mut plan.credentials {

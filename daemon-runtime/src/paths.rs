@@ -32,6 +32,11 @@ pub(crate) fn resolve(
     }
 }
 
+/// Expands `template` without making it absolute (a path inside a chroot).
+pub(crate) fn expand_only(setting: &'static str, template: &Path) -> Result<PathBuf, Error> {
+    expand(setting, template.as_os_str(), |name| std::env::var_os(name)).map(PathBuf::from)
+}
+
 /// The launch directory, read once and only if a relative path needs it.
 #[derive(Default)]
 pub(crate) struct Cwd(Option<PathBuf>);

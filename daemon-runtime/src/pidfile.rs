@@ -42,10 +42,12 @@ impl Pidfile {
     /// of the lock is [`Error::AlreadyRunning`]. Once locked, the content is cleared: whatever
     /// it held (a stale pid, garbage) is no one's any more.
     ///
-    /// When running as root, two more refusals (SPEC §4): a pidfile in a directory anyone may
-    /// write without the sticky bit (anyone could swap the file), and a pidfile owned by a
-    /// user other than root or `daemon_uid` (the user the daemon will run as).
-    pub(crate) fn lock(path: PathBuf, daemon_uid: Option<libc::uid_t>) -> Result<Pidfile, Error> {
+    /// The file is opened relative to its directory, opened first: the directory checked is
+    /// the one the file is in. When running as root, more refusals (SPEC §4): a directory
+    /// anyone may write without the sticky bit (anyone could swap the file), a pidfile owned
+    /// by another (non-root) user, and a pidfile with several hard links (a link to a file
+    /// that must not be truncated).
+    pub(crate) fn lock(path: PathBuf) -> Result<Pidfile, Error> {
         let failed = |action, source| Error::Path {
             action,
             path: path.clone(),
@@ -58,31 +60,39 @@ impl Pidfile {
             )
         })?;
         let as_root = sys::geteuid() == 0;
-        if as_root {
-            check_directory(&path).map_err(|error| failed(PathAction::OpenPidfile, error))?;
-        }
+        let directory = Directory::open(&path, as_root)
+            .map_err(|error| failed(PathAction::OpenPidfile, error))?;
         // A daemon that exits unlinks its pidfile while still holding the lock, so a file we
         // opened may be gone from the path by the time we hold its lock; such a lock guards
         // nothing, and we start over with whatever the path names now.
         for _ in 0..100 {
-            let (fd, created) = open_or_create(&c_path)
+            let (fd, created) = open_or_create(&directory)
                 .map_err(|error| failed(PathAction::OpenPidfile, explain(error)))?;
+            let refuse = |fd, why: String| {
+                sys::close(fd);
+                Err(failed(
+                    PathAction::OpenPidfile,
+                    io::Error::new(io::ErrorKind::InvalidInput, why),
+                ))
+            };
             let id = match sys::fstat(fd) {
-                Ok(id) if as_root && id.uid != 0 && Some(id.uid) != daemon_uid => {
-                    sys::close(fd);
-                    let error = io::Error::new(
-                        io::ErrorKind::PermissionDenied,
-                        format!("it is owned by uid {}, not by root or the daemon's user; refusing it as root", id.uid),
-                    );
-                    return Err(failed(PathAction::OpenPidfile, error));
+                Ok(id) if !id.is_regular() => return refuse(fd, "it is not a regular file".into()),
+                Ok(id) if as_root && id.uid != 0 => {
+                    return refuse(
+                        fd,
+                        format!(
+                            "it is owned by uid {}, not by root; refusing it as root",
+                            id.uid
+                        ),
+                    )
                 }
-                Ok(id) if id.is_regular() => id,
-                Ok(_) => {
-                    sys::close(fd);
-                    let error =
-                        io::Error::new(io::ErrorKind::InvalidInput, "it is not a regular file");
-                    return Err(failed(PathAction::OpenPidfile, error));
+                Ok(id) if as_root && id.nlink > 1 => {
+                    return refuse(
+                        fd,
+                        format!("it has {} hard links; refusing it as root", id.nlink),
+                    )
                 }
+                Ok(id) => id,
                 Err(error) => {
                     sys::close(fd);
                     return Err(failed(PathAction::OpenPidfile, error));
@@ -142,8 +152,8 @@ impl Pidfile {
     /// inode); if it cannot be removed (a directory we may no longer write), empties it, so
     /// that, unlocked, it reads as stale. Async-signal-safe.
     ///
-    /// A path that cannot be looked at any more (privileges dropped, a chroot) leaves only
-    /// the emptying; a path that names another file now is left alone.
+    /// A path that cannot be looked at any more (privileges dropped, a chroot), or that names
+    /// another file now, leaves only the emptying of our own file.
     pub(crate) fn remove(&self) {
         match sys::lstat(&self.c_path) {
             Ok(now) if now.same_file(self.id) => {
@@ -151,8 +161,9 @@ impl Pidfile {
                     let _ = sys::ftruncate(self.fd, 0);
                 }
             }
-            Ok(_) => {}
-            Err(_) => {
+            // The path names another file now, or cannot be looked at any more: our own file,
+            // wherever it is, is emptied through the descriptor.
+            Ok(_) | Err(_) => {
                 let _ = sys::ftruncate(self.fd, 0);
             }
         }
@@ -277,44 +288,72 @@ pub(crate) fn remove_stale(path: &std::path::Path) {
     sys::close(fd);
 }
 
-fn open_or_create(path: &std::ffi::CStr) -> io::Result<(RawFd, bool)> {
+/// The pidfile's directory, open, and the file's name in it.
+struct Directory {
+    fd: RawFd,
+    name: CString,
+}
+
+impl Directory {
+    /// Opens the directory; as root, refuses one that anyone may write and that has no
+    /// sticky bit.
+    fn open(path: &std::path::Path, as_root: bool) -> io::Result<Directory> {
+        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_owned());
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => std::path::Path::new("/"),
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| invalid("the path has no file name"))?;
+        let name =
+            CString::new(name.as_bytes()).map_err(|_| invalid("the path contains a NUL byte"))?;
+        let c_parent = CString::new(parent.as_os_str().as_bytes())
+            .map_err(|_| invalid("the path contains a NUL byte"))?;
+        let fd = sys::open(&c_parent, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        let directory = Directory { fd, name };
+        let mode = sys::fstat(fd)?.mode;
+        // Others may write (0o002), and no sticky bit (S_ISVTX, 0o1000 everywhere).
+        if as_root && mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "its directory {} may be written by anyone and has no sticky bit; refusing it as root",
+                    parent.display()
+                ),
+            ));
+        }
+        Ok(directory)
+    }
+}
+
+impl Drop for Directory {
+    fn drop(&mut self) {
+        sys::close(self.fd);
+    }
+}
+
+fn open_or_create(directory: &Directory) -> io::Result<(RawFd, bool)> {
     // O_NONBLOCK: opening a FIFO must not hang; it is then refused as not a regular file.
     let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
     loop {
-        match sys::open(path, flags | libc::O_CREAT | libc::O_EXCL, 0o644) {
+        match sys::openat(
+            directory.fd,
+            &directory.name,
+            flags | libc::O_CREAT | libc::O_EXCL,
+            0o644,
+        ) {
             Ok(fd) => return Ok((fd, true)),
             Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
             Err(error) => return Err(error),
         }
-        match sys::open(path, flags, 0) {
+        match sys::openat(directory.fd, &directory.name, flags, 0) {
             Ok(fd) => return Ok((fd, false)),
             // Removed between the two calls: try creating it again.
             Err(error) if error.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(error) => return Err(error),
         }
     }
-}
-
-/// Refuses a directory that anyone may write and that has no sticky bit.
-fn check_directory(path: &std::path::Path) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => return Ok(()),
-    };
-    let c_parent = CString::new(parent.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"))?;
-    let dir = sys::stat(&c_parent)?;
-    // Others may write (0o002), and no sticky bit (S_ISVTX, 0o1000 everywhere).
-    if dir.mode & 0o002 != 0 && dir.mode & 0o1000 == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "its directory {} may be written by anyone and has no sticky bit; refusing it as root",
-                parent.display()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Says what `O_NOFOLLOW`'s `ELOOP` means here.

@@ -24,9 +24,10 @@ pub(crate) struct Credentials {
 
 /// A user database entry, the parts we need.
 struct User {
-    name: CString,
+    /// `None` for a number without an entry in the user database.
+    name: Option<CString>,
     uid: libc::uid_t,
-    gid: libc::gid_t,
+    gid: Option<libc::gid_t>,
 }
 
 impl Credentials {
@@ -43,13 +44,22 @@ impl Credentials {
         let user = user.map(find_user).transpose()?;
         let gid = match (group, &user) {
             (Some(group), _) => find_group(group)?,
-            (None, Some(user)) => user.gid,
+            (None, Some(User { gid: Some(gid), .. })) => *gid,
+            (None, Some(User { uid, .. })) => {
+                return Err(Error::UnknownUser {
+                    name: format!("{uid} (no entry in the user database: give `group` too)"),
+                })
+            }
             (None, None) => unreachable!("one of them is set"),
         };
-        let groups = match &user {
-            Some(user) => group_list(&user.name, gid)?,
-            None => vec![gid],
+        let mut groups = match &user {
+            Some(User {
+                name: Some(name), ..
+            }) => group_list(name, gid)?,
+            _ => vec![gid],
         };
+        groups.sort_unstable();
+        groups.dedup();
         let scratch = vec![0; groups.len() + 1];
         Ok(Some(Credentials {
             uid: user.map(|user| user.uid),
@@ -88,15 +98,13 @@ impl Credentials {
         if *held != *self.groups {
             return Err(not_dropped());
         }
-        if matches!(self.uid, Some(uid) if uid != 0) && sys::setuid(0).is_ok() {
-            return Err(not_dropped());
+        if matches!(self.uid, Some(uid) if uid != 0) {
+            // No way back to root, and no capability kept (SECBIT_KEEP_CAPS, ambient).
+            if sys::setuid(0).is_ok() || sys::has_capabilities()? {
+                return Err(not_dropped());
+            }
         }
         Ok(())
-    }
-
-    /// The uid the daemon will run as, if it changes.
-    pub(crate) fn uid(&self) -> Option<libc::uid_t> {
-        self.uid
     }
 }
 
@@ -114,24 +122,31 @@ fn find_user(name: &str) -> Result<User, Error> {
         name: name.to_owned(),
     };
     let c_name = CString::new(name).map_err(|_| unknown())?;
-    let entry = match name.parse::<libc::uid_t>() {
-        Ok(uid) => lookup(|pwd, buf, result| {
+    let number = numeric(name);
+    let entry = match number {
+        Some(uid) => lookup(|pwd, buf, result| {
             // SAFETY: every pointer is valid; buf's length is passed.
             unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr(), buf.len(), result) }
         }),
-        Err(_) => lookup(|pwd, buf, result| {
+        None => lookup(|pwd, buf, result| {
             // SAFETY: every pointer is valid; buf's length is passed.
             unsafe { libc::getpwnam_r(c_name.as_ptr(), pwd, buf.as_mut_ptr(), buf.len(), result) }
         }),
     };
-    match entry {
-        Some((pwd, _buf)) => Ok(User {
+    match (entry, number) {
+        (Some((pwd, _buf)), _) => Ok(User {
             // SAFETY: pw_name points into `_buf`, still alive here, NUL-terminated.
-            name: unsafe { CStr::from_ptr(pwd.pw_name) }.to_owned(),
+            name: Some(unsafe { CStr::from_ptr(pwd.pw_name) }.to_owned()),
             uid: pwd.pw_uid,
-            gid: pwd.pw_gid,
+            gid: Some(pwd.pw_gid),
         }),
-        None => Err(unknown()),
+        // A number needs no entry, but then has no groups of its own.
+        (None, Some(uid)) => Ok(User {
+            name: None,
+            uid,
+            gid: None,
+        }),
+        (None, None) => Err(unknown()),
     }
 }
 
@@ -139,7 +154,7 @@ fn find_group(name: &str) -> Result<libc::gid_t, Error> {
     let unknown = || Error::UnknownGroup {
         name: name.to_owned(),
     };
-    if let Ok(gid) = name.parse::<libc::gid_t>() {
+    if let Some(gid) = numeric(name) {
         return Ok(gid); // a number needs no entry in the group database
     }
     let c_name = CString::new(name).map_err(|_| unknown())?;
@@ -166,6 +181,14 @@ fn find_group(name: &str) -> Result<libc::gid_t, Error> {
             _ => return Err(unknown()),
         }
     }
+}
+
+/// A user or group number: decimal digits only, and not -1 (which means "unchanged").
+fn numeric(name: &str) -> Option<u32> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse::<u32>().ok().filter(|&id| id != u32::MAX)
 }
 
 /// Calls a `get*_r` function with a growing buffer; the entry and the buffer it points into.
@@ -203,7 +226,10 @@ fn group_list(user: &CStr, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, Error> 
         }
         if groups.len() >= 65_536 {
             return Err(Error::UnknownUser {
-                name: user.to_string_lossy().into_owned(),
+                name: format!(
+                    "{} (its groups could not be listed)",
+                    user.to_string_lossy()
+                ),
             });
         }
         groups.resize((count as usize).max(groups.len() * 2), 0);

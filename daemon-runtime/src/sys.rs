@@ -155,6 +155,7 @@ pub(crate) struct FileId {
     pub(crate) ino: u64,
     pub(crate) mode: u32,
     pub(crate) uid: u32,
+    pub(crate) nlink: u64,
 }
 
 impl FileId {
@@ -177,6 +178,7 @@ impl FileId {
             ino: stat.st_ino as u64,
             mode: stat.st_mode as u32,
             uid: stat.st_uid as u32,
+            nlink: stat.st_nlink as u64,
         }
     }
 }
@@ -604,4 +606,42 @@ pub(crate) fn all_ids() -> io::Result<([libc::uid_t; 4], [libc::gid_t; 4])> {
 pub(crate) fn getgroups(buf: &mut [libc::gid_t]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of its length.
     cvt(unsafe { libc::getgroups(buf.len() as libc::c_int, buf.as_mut_ptr()) }).map(|n| n as usize)
+}
+
+/// fchdir(2).
+pub(crate) fn fchdir(fd: RawFd) -> io::Result<()> {
+    // SAFETY: no pointers.
+    cvt(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
+/// openat(2) relative to a directory descriptor, with `O_CLOEXEC | O_NOCTTY` like [`open`].
+pub(crate) fn openat(
+    dir: RawFd,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<RawFd> {
+    let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    cvt_retry(|| unsafe { libc::openat(dir, name.as_ptr(), flags, libc::c_uint::from(mode)) })
+}
+
+/// Whether the process has any effective or permitted capability (capget(2)); Linux only,
+/// `Ok(false)` elsewhere.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn has_capabilities() -> io::Result<bool> {
+    // struct __user_cap_header_struct { u32 version; int pid; } and, for version 3, two
+    // struct __user_cap_data_struct { u32 effective, permitted, inheritable; }.
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = [LINUX_CAPABILITY_VERSION_3, 0u32];
+    let mut data = [0u32; 6];
+    // SAFETY: both buffers have the sizes the kernel expects for version 3.
+    cvt(unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) })?;
+    let (effective, permitted) = (data[0] | data[3], data[1] | data[4]);
+    Ok(effective != 0 || permitted != 0)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn has_capabilities() -> io::Result<bool> {
+    Ok(false)
 }

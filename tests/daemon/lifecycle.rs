@@ -376,3 +376,31 @@ fn stop_without_pidfds_waits_on_the_lock_instead() {
     assert_said(&stopped, 0, &format!("lifecycle: stopped (pid {pid})\n"));
     assert!(log_has(&sandbox, "stdout.log", "bye"));
 }
+
+#[test]
+fn stop_does_not_signal_a_pid_that_does_not_hold_the_pidfile() {
+    let sandbox = Sandbox::new("forged-pid");
+    launch(&mut sandbox.command("lifecycle")).assert_started_quietly_or_announced();
+    let daemon = sandbox.daemon_pid();
+    // A taken-over daemon (or anyone who may write the file) puts another process's pid in
+    // its pidfile, hoping `stop`, run as root, kills that one.
+    let mut bystander = sandbox.command_for("sleep").arg("30").spawn().unwrap();
+    fs::write(sandbox.pidfile(), format!("{}\n", bystander.id())).unwrap();
+    let stopped = control(&sandbox, "stop");
+    assert_eq!(stopped.code(), Some(1), "{stopped:?}");
+    assert_eq!(
+        stopped.stderr,
+        format!(
+            "lifecycle: pidfile {}: it names pid {}, which does not hold it open; not signalling that process\n",
+            sandbox.pidfile().display(),
+            bystander.id()
+        )
+    );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the bystander was signalled"
+    );
+    assert!(is_alive(daemon));
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}

@@ -239,7 +239,7 @@ fn an_unprivileged_launcher_cannot_take_another_user() {
     let sandbox = Sandbox::new("not-root");
     fs::set_permissions(&sandbox.dir, fs::Permissions::from_mode(0o777)).unwrap();
     let (uid, gid, _) = ids_of("nobody");
-    let mut command = sandbox.command("privileged");
+    let mut command = sandbox.command_for(sandbox.copy_example("privileged"));
     command.env("PROBE_USER", "root");
     run_as(&mut command, uid, gid, None);
     let launched = launch(&mut command);
@@ -264,7 +264,7 @@ fn the_dumpable_flag_is_left_to_the_kernel() {
     // /proc/PID stays the owner's to inspect (RLIMIT_CORE 0 is what stops core files).
     let sandbox = Sandbox::new("dumpable-kept");
     fs::set_permissions(&sandbox.dir, fs::Permissions::from_mode(0o777)).unwrap();
-    let mut command = sandbox.command("by_hand");
+    let mut command = sandbox.command_for(sandbox.copy_example("by_hand"));
     run_as(&mut command, uid, gid, None);
     launch(&mut command).assert_started();
     let pid = sandbox.daemon_pid();
@@ -274,9 +274,59 @@ fn the_dumpable_flag_is_left_to_the_kernel() {
         "/proc/PID is not the owner's"
     );
     // Started by root, dropped to nobody: the kernel clears it (the daemon still holds files
-    // root opened), and /proc/PID belongs to root.
+    // root opened), and /proc/PID belongs to root, unless fs.suid_dumpable says otherwise.
+    if fs::read_to_string("/proc/sys/fs/suid_dumpable").is_ok_and(|value| value.trim() != "0") {
+        skip_or_fail("fs.suid_dumpable is not 0 on this machine");
+        return;
+    }
     let sandbox = Sandbox::new("dumpable-cleared");
     launch(&mut sandbox.command("nobody")).assert_started();
     let pid = sandbox.daemon_pid();
     assert_eq!(fs::metadata(format!("/proc/{pid}/fd")).unwrap().uid(), 0);
+}
+
+#[test]
+fn a_numeric_user_without_an_entry_takes_the_given_group() {
+    if !running_as_root("a_numeric_user_without_an_entry_takes_the_given_group") {
+        return;
+    }
+    let sandbox = Sandbox::new("numeric");
+    launch(
+        sandbox
+            .command("privileged")
+            .env("PROBE_USER", "64998")
+            .env("PROBE_GROUP", "64998"),
+    )
+    .assert_started();
+    let status = status(sandbox.daemon_pid());
+    assert_eq!(id_line(&status, "Uid"), [64_998; 4]);
+    assert_eq!(id_line(&status, "Gid"), [64_998; 4]);
+    assert_eq!(id_line(&status, "Groups"), [64_998]);
+    // Without a group there is nothing to take.
+    let sandbox = Sandbox::new("numeric-alone");
+    let launched = launch(sandbox.command("privileged").env("PROBE_USER", "64998"));
+    assert_eq!(launched.code(), Some(1));
+    assert_eq!(
+        launched.stderr,
+        "privileged: unknown user `64998 (no entry in the user database: give `group` too)`\n"
+    );
+}
+
+#[test]
+fn after_a_drop_sighup_reopens_a_log_that_logrotate_recreated_for_the_user() {
+    if !running_as_root("after_a_drop_sighup_reopens_a_log_that_logrotate_recreated_for_the_user") {
+        return;
+    }
+    let sandbox = Sandbox::new("drop-rotate");
+    launch(sandbox.command("privileged").env("PROBE_USER", "nobody")).assert_started();
+    let pid = sandbox.daemon_pid();
+    // logrotate with `create 0640 nobody nogroup`: move, create for the user, signal.
+    fs::rename(sandbox.path("stdout.log"), sandbox.path("stdout.log.1")).unwrap();
+    fs::write(sandbox.path("stdout.log"), "").unwrap();
+    let (uid, gid, _) = ids_of("nobody");
+    std::os::unix::fs::chown(sandbox.path("stdout.log"), Some(uid), Some(gid)).unwrap();
+    signal(pid, libc::SIGHUP);
+    wait_until("stdout is the new file", GONE_TIMEOUT, || {
+        fds(pid)[&1] == sandbox.path("stdout.log")
+    });
 }

@@ -114,6 +114,16 @@ impl Sandbox {
         self.command_for(example(example_name))
     }
 
+    /// A copy of an example binary inside the sandbox, executable by anyone: for launches as
+    /// another user, who may not reach the build directory (a checkout under /root).
+    pub fn copy_example(&self, name: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let copy = self.path(&format!("{name}.bin"));
+        fs::copy(example(name), &copy).expect("copy the example");
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod the copy");
+        copy
+    }
+
     /// Like [`Sandbox::command`], for any program (a wrapper such as strace).
     pub fn command_for(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new(program);
@@ -633,9 +643,18 @@ pub fn running_as_root(test: &str) -> bool {
     // SAFETY: no pointers.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        eprintln!("{test}: skipped: it needs root (CI runs as root)");
+        skip_or_fail(&format!("{test} needs root (CI runs as root)"));
     }
     root
+}
+
+/// Says that a test is skipped; with `DAEMON_TESTS_SKIP=fail` in the environment (as CI
+/// sets it), fails instead, so that a machine that cannot run a test does not pass quietly.
+pub fn skip_or_fail(why: &str) {
+    if std::env::var("DAEMON_TESTS_SKIP").is_ok_and(|mode| mode == "fail") {
+        panic!("cannot run: {why} (DAEMON_TESTS_SKIP=fail)");
+    }
+    eprintln!("skipped: {why}");
 }
 
 /// Makes `command` run as `uid`/`gid` (with only that group), as an unprivileged user would
