@@ -10,14 +10,7 @@ use std::time::Instant;
 /// descriptors, one just under the limit; stops it; returns the trace and the daemon's
 /// descriptors while it ran.
 fn traced_start(sandbox: &Sandbox, extra: &[&str]) -> (String, Vec<i32>, u64) {
-    let mut rlimit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rlimit` is valid for one write.
-    let ret = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) };
-    assert_eq!(ret, 0);
-    let limit = rlimit.rlim_max.min(1 << 20);
+    let limit = nofile_hard_limit();
     let trace = sandbox.path("trace");
     let mut command = sandbox.command_for("strace");
     command

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn assert_refused(sandbox: &Sandbox, launched: &Launch, message: &str) {
-    assert_eq!(launched.code(), Some(1), "{launched:?}");
     assert_eq!(launched.stderr, format!("{message}\n"));
+    assert_eq!(launched.code(), Some(1), "{launched:?}");
     assert!(
         sandbox.processes().is_empty(),
         "left running: {:?}",

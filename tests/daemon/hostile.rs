@@ -60,14 +60,7 @@ fn a_descriptor_near_a_huge_limit_is_closed() {
     let sandbox = Sandbox::new("nofile");
     let mut command = sandbox.command("probe");
     // As high as this machine lets us raise it (the hard limit without CAP_SYS_RESOURCE).
-    let mut rlimit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rlimit` is valid for one write.
-    let ret = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) };
-    assert_eq!(ret, 0);
-    let limit = rlimit.rlim_max.min(1 << 20);
+    let limit = nofile_hard_limit();
     Hostile {
         leak_fds: vec![(limit - 1) as i32],
         block: vec![],

@@ -2,8 +2,6 @@
 
 use crate::support::*;
 use std::fs;
-use std::process::Stdio;
-use std::time::Instant;
 
 #[test]
 fn a_second_start_is_refused_with_the_running_pid_and_changes_nothing() {
@@ -62,33 +60,7 @@ fn stale_garbage_and_empty_pidfiles_are_reclaimed() {
 #[test]
 fn sixteen_concurrent_launchers_start_exactly_one_daemon() {
     let sandbox = Sandbox::new("concurrent");
-    let start = Instant::now();
-    let children: Vec<_> = (0..16)
-        .map(|_| {
-            sandbox
-                .command("probe")
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("spawn")
-        })
-        .collect();
-    let launches: Vec<Launch> = children
-        .into_iter()
-        .map(|child| finish(child, start))
-        .collect();
-    let winners = launches
-        .iter()
-        .filter(|launch| launch.code() == Some(0))
-        .count();
-    assert_eq!(winners, 1, "{launches:#?}");
-    let pid = sandbox.daemon_pid();
-    for loser in launches.iter().filter(|launch| launch.code() != Some(0)) {
-        assert_eq!(loser.code(), Some(1), "{loser:?}");
-        assert_eq!(
-            loser.stderr,
-            format!("probe: already running (pid {pid})\n")
-        );
-    }
+    let pid = race_launchers(&sandbox, 16);
     assert_eq!(sandbox.processes(), vec![pid]);
     // The losers touched no file of the winner's: its log is still the one at the path.
     assert_eq!(

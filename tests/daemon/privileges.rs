@@ -219,16 +219,7 @@ fn core_dumps_true_keeps_the_launchers_rlimit_core() {
         });
     }
     launch(&mut command).assert_started();
-    let limits = fs::read_to_string(format!("/proc/{}/limits", sandbox.daemon_pid())).unwrap();
-    let core = limits
-        .lines()
-        .find(|line| line.starts_with("Max core file size"))
-        .unwrap();
-    assert_eq!(
-        core.split_whitespace().collect::<Vec<_>>()[4..6],
-        ["1048576", "1048576"],
-        "{core}"
-    );
+    assert_eq!(core_limit(sandbox.daemon_pid()), ["1048576", "1048576"]);
 }
 
 #[test]

@@ -34,16 +34,7 @@ fn a_started_daemon_has_every_property_of_the_start_up_sequence() {
             .is_ok_and(|log| log.contains(&format!("probe {pid} up")))
     });
     // Core dumps are off by default (core_dumps = false).
-    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let core = limits
-        .lines()
-        .find(|line| line.starts_with("Max core file size"))
-        .unwrap();
-    assert_eq!(
-        core.split_whitespace().collect::<Vec<_>>()[4..6],
-        ["0", "0"],
-        "{core}"
-    );
+    assert_eq!(core_limit(pid), ["0", "0"]);
 }
 
 #[test]

@@ -25,33 +25,7 @@ fn five_hundred_start_stop_cycles_and_a_hundred_rounds_of_sixteen_launchers() {
     }
     let cycles_took = start.elapsed();
     for round in 0..100 {
-        let round_start = Instant::now();
-        let launchers: Vec<_> = (0..16)
-            .map(|_| {
-                sandbox
-                    .command("probe")
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .expect("spawn")
-            })
-            .collect();
-        let launches: Vec<Launch> = launchers
-            .into_iter()
-            .map(|child| finish(child, round_start))
-            .collect();
-        let winners = launches
-            .iter()
-            .filter(|launch| launch.code() == Some(0))
-            .count();
-        assert_eq!(winners, 1, "round {round}: {launches:#?}");
-        let pid = read_pid(&sandbox.pidfile());
-        for loser in launches.iter().filter(|launch| launch.code() != Some(0)) {
-            assert_eq!(
-                loser.stderr,
-                format!("probe: already running (pid {pid})\n"),
-                "round {round}"
-            );
-        }
+        let pid = race_launchers(&sandbox, 16);
         assert_eq!(sandbox.processes(), vec![pid], "round {round}");
         signal(pid, libc::SIGTERM);
         assert_eq!(

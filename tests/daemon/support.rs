@@ -750,3 +750,71 @@ pub fn id_line(status: &BTreeMap<String, String>, key: &str) -> Vec<u32> {
         .map(|n| n.parse().expect("a number"))
         .collect()
 }
+
+/// Starts `count` launchers of the probe at once; asserts that exactly one started a daemon
+/// and that every other one said `probe: already running (pid N)` with its pid. Returns it.
+pub fn race_launchers(sandbox: &Sandbox, count: usize) -> i32 {
+    let start = Instant::now();
+    let children: Vec<_> = (0..count)
+        .map(|_| {
+            sandbox
+                .command("probe")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let launches: Vec<Launch> = children
+        .into_iter()
+        .map(|child| finish(child, start))
+        .collect();
+    let winners = launches
+        .iter()
+        .filter(|launch| launch.code() == Some(0))
+        .count();
+    assert_eq!(winners, 1, "{launches:#?}");
+    let pid = sandbox.daemon_pid();
+    for loser in launches.iter().filter(|launch| launch.code() != Some(0)) {
+        assert_eq!(loser.code(), Some(1), "{loser:?}");
+        assert_eq!(
+            loser.stderr,
+            format!("probe: already running (pid {pid})\n")
+        );
+    }
+    pid
+}
+
+/// A failed start: exit status 1, nothing on stdout, no process and no pidfile left.
+pub fn assert_failed_cleanly(sandbox: &Sandbox, launched: &Launch) {
+    assert_eq!(launched.code(), Some(1), "{launched:?}");
+    assert_eq!(launched.stdout, "", "{launched:?}");
+    assert!(
+        sandbox.processes().is_empty(),
+        "left running: {:?}",
+        sandbox.processes()
+    );
+    assert!(!sandbox.pidfile().exists(), "pidfile left behind");
+}
+
+/// The hard RLIMIT_NOFILE of this process, at most 2^20.
+pub fn nofile_hard_limit() -> u64 {
+    let mut rlimit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rlimit` is valid for one write.
+    let ret = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) };
+    assert_eq!(ret, 0);
+    rlimit.rlim_max.min(1 << 20)
+}
+
+/// The soft and hard RLIMIT_CORE of a process, as /proc/PID/limits writes them.
+pub fn core_limit(pid: i32) -> [String; 2] {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).expect("read /proc/PID/limits");
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max core file size"))
+        .expect("core line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    [fields[4].to_owned(), fields[5].to_owned()]
+}
