@@ -201,7 +201,7 @@ impl Args {
             "chroot" => set(&mut self.chroot, path(key, value)?, key_span, span),
             "detach" => {
                 choice(key, value, &["auto", "always", "never"])?;
-                return Err(not_yet(key_span, "`detach` is not supported yet: today the daemon always detaches (double fork), except under the `run` command of `control = true`; leave it out for now"));
+                return Err(syn::Error::new(key_span, "`detach` is not supported yet: today the daemon always detaches (double fork), except under the `run` command of `control = true`; leave it out for now"));
             }
             "shutdown" => {
                 let graceful = choice(key, value, &["exit", "graceful"])? == "graceful";
@@ -315,10 +315,6 @@ fn wrong_type(key: &str, expr: &Expr, what: &str) -> syn::Error {
         expr.span(),
         format!("`{key}` takes {what}, like `{}`", example(key)),
     )
-}
-
-fn not_yet(span: Span, message: &str) -> syn::Error {
-    syn::Error::new(span, message)
 }
 
 fn string(key: &str, expr: &Expr) -> syn::Result<String> {

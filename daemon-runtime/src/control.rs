@@ -328,38 +328,21 @@ impl<'a> Process<'a> {
         }
     }
 
-    fn is_gone(&self) -> bool {
-        match self.pidfd {
-            Some(pidfd) => matches!(sys::wait_readable(pidfd, 0), Ok(true)),
-            None => !matches!(pidfile::probe(self.pidfile), Probe::Running(_)),
-        }
-    }
-
     /// Waits until the process has exited, at most `timeout`.
     fn wait_gone(&self, timeout: Duration) -> bool {
+        let Some(pidfd) = self.pidfd else {
+            // Without pidfds: the lock, which the kernel releases while the process exits,
+            // a moment before it is a zombie.
+            return wait_unlocked(self.pidfile, timeout);
+        };
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.pidfd {
-                Some(pidfd) => {
-                    let ms = left.as_millis().min(i32::MAX as u128) as i32;
-                    match sys::wait_readable(pidfd, ms) {
-                        Ok(gone) => return gone,
-                        Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(_) => return false,
-                    }
-                }
-                // Without pidfds: the lock, looked at every few milliseconds. The kernel
-                // releases it while the process exits, a moment before it is a zombie.
-                None => {
-                    if self.is_gone() {
-                        return true;
-                    }
-                    if left.is_zero() {
-                        return false;
-                    }
-                    std::thread::sleep(left.min(Duration::from_millis(5)));
-                }
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            match sys::wait_readable(pidfd, ms) {
+                Ok(gone) => return gone,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
             }
         }
     }
