@@ -4,30 +4,13 @@ use crate::support::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-fn probe_fds(sandbox: &Sandbox) -> Vec<(i32, PathBuf)> {
-    vec![
-        (0, PathBuf::from("/dev/null")),
-        (1, sandbox.path("stdout.log")),
-        (2, sandbox.path("stderr.log")),
-    ]
-}
-
 #[test]
 fn a_started_daemon_has_every_property_of_the_start_up_sequence() {
     let sandbox = Sandbox::new("properties");
     let launched = launch(&mut sandbox.command("probe"));
     launched.assert_started();
     let pid = sandbox.daemon_pid();
-    assert_proper_daemon(
-        pid,
-        &Expect {
-            umask: "0027",
-            cwd: Path::new("/"),
-            fds: probe_fds(&sandbox),
-            pidfile: &sandbox.pidfile(),
-            foreign_sessions: vec![own_session()],
-        },
-    );
+    assert_proper_daemon(pid, &Expect::probe(&sandbox));
     // Its stdout is the log file, opened for append.
     wait_until("the daemon wrote to its log", GONE_TIMEOUT, || {
         fs::read_to_string(sandbox.path("stdout.log"))
@@ -113,10 +96,8 @@ fn the_builder_by_hand_starts_the_same_daemon() {
         pid,
         &Expect {
             umask: "0022",
-            cwd: Path::new("/"),
             fds: vec![(0, null.clone()), (1, null.clone()), (2, null)],
-            pidfile: &sandbox.pidfile(),
-            foreign_sessions: vec![own_session()],
+            ..Expect::probe(&sandbox)
         },
     );
 }

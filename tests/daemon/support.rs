@@ -557,17 +557,35 @@ impl Pty {
 }
 
 /// Everything a correctly started daemon shows in /proc (SPEC §3), checked at once.
-pub struct Expect<'a> {
-    pub umask: &'a str,
-    pub cwd: &'a Path,
+pub struct Expect {
+    pub umask: &'static str,
+    pub cwd: PathBuf,
     /// Descriptor → target for 0, 1, 2 and any kept descriptor.
     pub fds: Vec<(RawFd, PathBuf)>,
-    pub pidfile: &'a Path,
+    pub pidfile: PathBuf,
     /// Sessions the daemon must not be in (the test's, the launcher's).
     pub foreign_sessions: Vec<i32>,
 }
 
-pub fn assert_proper_daemon(pid: i32, expect: &Expect<'_>) {
+impl Expect {
+    /// The probe example as started in `sandbox`: umask 027, cwd `/`, stdin on /dev/null,
+    /// stdout and stderr on its two logs, not in this test's session.
+    pub fn probe(sandbox: &Sandbox) -> Expect {
+        Expect {
+            umask: "0027",
+            cwd: PathBuf::from("/"),
+            fds: vec![
+                (0, PathBuf::from("/dev/null")),
+                (1, sandbox.path("stdout.log")),
+                (2, sandbox.path("stderr.log")),
+            ],
+            pidfile: sandbox.pidfile(),
+            foreign_sessions: vec![own_session()],
+        }
+    }
+}
+
+pub fn assert_proper_daemon(pid: i32, expect: &Expect) {
     let stat = stat(pid);
     assert!(is_alive(pid), "daemon {pid} is not running");
     assert_ne!(
@@ -616,7 +634,7 @@ pub fn assert_proper_daemon(pid: i32, expect: &Expect<'_>) {
     let mut actual = fds(pid);
     let pidfile_fds: Vec<RawFd> = actual
         .iter()
-        .filter(|(_, target)| *target == expect.pidfile)
+        .filter(|(_, target)| *target == &expect.pidfile)
         .map(|(fd, _)| *fd)
         .collect();
     assert_eq!(
@@ -628,8 +646,8 @@ pub fn assert_proper_daemon(pid: i32, expect: &Expect<'_>) {
     let expected: BTreeMap<RawFd, PathBuf> = expect.fds.iter().cloned().collect();
     assert_eq!(actual, expected, "open descriptors besides the pidfile");
 
-    assert_eq!(read_pid(expect.pidfile), pid, "pidfile content");
-    assert!(is_locked(expect.pidfile), "the pidfile is not locked");
+    assert_eq!(read_pid(&expect.pidfile), pid, "pidfile content");
+    assert!(is_locked(&expect.pidfile), "the pidfile is not locked");
 }
 
 /// The current session of this test process.
