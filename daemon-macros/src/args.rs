@@ -502,6 +502,14 @@ fn seconds(key: &str, expr: &Expr) -> syn::Result<Seconds> {
             Err(_) => Err(syn::Error::new(lit.span(), format!("`{key}` is too large"))),
         },
         Some(Lit::Float(lit)) => match lit.base10_parse::<f64>() {
+            // The launcher counts in milliseconds: less than one rounds to no time at all.
+            Ok(fraction) if fraction > 0.0 && fraction < 0.001 => Err(syn::Error::new(
+                lit.span(),
+                format!(
+                    "`{key} = {lit}` rounds to zero: timeouts count in whole milliseconds, so write at least 0.001",
+                    lit = lit.base10_digits()
+                ),
+            )),
             Ok(fraction) if fraction > 0.0 && fraction.is_finite() && fraction < 1e12 => {
                 Ok(Seconds::Fraction(fraction))
             }

@@ -1,6 +1,8 @@
 //! SPEC §8: the control commands of `control = true`, with the LSB init-script exit codes.
 
 use crate::daemon::Daemon;
+use crate::error::{describe, holders_text, LockHolder};
+use crate::output::{complain, say};
 use crate::paths::{self, Cwd};
 use crate::pidfile::{self, Probe};
 use crate::sys;
@@ -27,18 +29,6 @@ pub enum ControlCommand {
     Reload,
     /// Run in the foreground: no fork, everything else as for `start`.
     Run,
-}
-
-/// Whether process `pid` has `path` open, from `/proc/PID/fd`; `None` where that cannot be
-/// read.
-fn holds_open(pid: sys::pid_t, path: &Path) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let target = std::fs::metadata(path).ok()?;
-    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    Some(entries.flatten().any(|entry| {
-        std::fs::metadata(entry.path())
-            .is_ok_and(|open| open.dev() == target.dev() && open.ino() == target.ino())
-    }))
 }
 
 /// LSB exit codes (Linux Standard Base, init script actions).
@@ -94,18 +84,18 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
     let command = match ControlCommand::parse(argument.as_deref()) {
         Ok(command) => command,
         Err(word) if word == "unit" => {
-            eprintln!("{name}: the `unit` command is not supported yet");
+            complain!("{name}: the `unit` command is not supported yet");
             return Next::Exit(lsb::UNIMPLEMENTED);
         }
         Err(word) => {
-            eprintln!("{name}: unknown command `{word}`\nusage: {name} [{COMMANDS}]");
+            complain!("{name}: unknown command `{word}`\nusage: {name} [{COMMANDS}]");
             return Next::Exit(lsb::USAGE);
         }
     };
     let pidfile = match resolve_pidfile(daemon) {
         Ok(path) => path,
         Err(message) => {
-            eprintln!("{name}: {message}");
+            complain!("{name}: {message}");
             return Next::Exit(match command {
                 ControlCommand::Status => lsb::status::UNKNOWN,
                 _ => lsb::NOT_CONFIGURED,
@@ -122,7 +112,7 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
             // A process the daemon forked may hold the lock a moment longer.
             lsb::SUCCESS if wait_unlocked(&pidfile, daemon.stop_timeout) => Next::Start,
             lsb::SUCCESS => {
-                eprintln!(
+                complain!(
                     "{name}: stopped, but its pidfile {} is still locked",
                     pidfile.display()
                 );
@@ -144,27 +134,35 @@ fn resolve_pidfile(daemon: &Daemon) -> Result<PathBuf, String> {
 fn status(name: &str, pidfile: &Path) -> i32 {
     match pidfile::probe(pidfile) {
         Probe::Running(pid) => {
-            println!(
+            say!(
                 "{name}: running{}",
                 pid.map_or(String::new(), |pid| format!(" (pid {pid})"))
             );
             lsb::status::RUNNING
         }
         Probe::Stale => {
-            println!(
+            say!(
                 "{name}: not running, but its pidfile {} remains (stale)",
                 pidfile.display()
             );
             lsb::status::DEAD_WITH_PIDFILE
         }
         Probe::Absent => {
-            println!("{name}: not running");
+            say!("{name}: not running");
             lsb::status::NOT_RUNNING
         }
+        Probe::Held { pid, holders } => {
+            complain!(
+                "{name}: cannot tell whether it runs: {}",
+                held(pidfile, pid, &holders)
+            );
+            lsb::status::UNKNOWN
+        }
         Probe::Unknown(error) => {
-            eprintln!(
-                "{name}: cannot tell whether it runs: pidfile {}: {error}",
-                pidfile.display()
+            complain!(
+                "{name}: cannot tell whether it runs: pidfile {}: {}",
+                pidfile.display(),
+                describe(&error)
             );
             lsb::status::UNKNOWN
         }
@@ -175,14 +173,14 @@ fn reload(name: &str, pidfile: &Path) -> i32 {
     let process = match running(name, pidfile) {
         Ok(Some(process)) => process,
         Ok(None) => {
-            println!("{name}: not running");
+            say!("{name}: not running");
             return lsb::NOT_RUNNING;
         }
         Err(code) => return code,
     };
     match process.signal(libc::SIGHUP) {
         Ok(()) => {
-            println!("{name}: reloading (pid {})", process.pid);
+            say!("{name}: reloading (pid {})", process.pid);
             lsb::SUCCESS
         }
         Err(error) => signal_failed(name, process.pid, &error),
@@ -195,7 +193,7 @@ fn stop(name: &str, pidfile: &Path, timeout: Duration) -> i32 {
     let process = match running(name, pidfile) {
         Ok(Some(process)) => process,
         Ok(None) => {
-            println!("{name}: not running");
+            say!("{name}: not running");
             return lsb::SUCCESS;
         }
         Err(code) => return code,
@@ -206,7 +204,7 @@ fn stop(name: &str, pidfile: &Path, timeout: Duration) -> i32 {
         return signal_failed(name, pid, &error);
     }
     if process.wait_gone(timeout) {
-        println!("{name}: stopped (pid {pid})");
+        say!("{name}: stopped (pid {pid})");
         return lsb::SUCCESS;
     }
     let _ = process.signal(libc::SIGKILL);
@@ -214,10 +212,10 @@ fn stop(name: &str, pidfile: &Path, timeout: Duration) -> i32 {
         // Killed, it could not remove its pidfile; nobody holds the lock now.
         pidfile::remove_stale(pidfile);
         let waited = start.elapsed().as_secs_f64();
-        println!("{name}: killed (pid {pid}): still running {waited:.1} s after SIGTERM");
+        say!("{name}: killed (pid {pid}): still running {waited:.1} s after SIGTERM");
         return lsb::SUCCESS;
     }
-    eprintln!("{name}: pid {pid} is still running after SIGKILL");
+    complain!("{name}: pid {pid} is still running after SIGKILL");
     lsb::FAILURE
 }
 
@@ -227,21 +225,32 @@ fn running<'a>(name: &str, pidfile: &'a Path) -> Result<Option<Process<'a>>, i32
     match Process::find(pidfile) {
         Ok(found) => Ok(found),
         Err(Missing::Pid) => {
-            eprintln!(
+            complain!(
                 "{name}: running, but its pidfile {} holds no pid",
                 pidfile.display()
             );
             Err(lsb::FAILURE)
         }
         Err(Missing::Pidfile(error)) => {
-            eprintln!("{name}: pidfile {}: {error}", pidfile.display());
+            complain!(
+                "{name}: pidfile {}: {}",
+                pidfile.display(),
+                describe(&error)
+            );
+            Err(lsb::FAILURE)
+        }
+        Err(Missing::Held { pid, holders }) => {
+            complain!(
+                "{name}: {}; not signalling any process",
+                held(pidfile, pid, &holders)
+            );
             Err(lsb::FAILURE)
         }
     }
 }
 
 fn signal_failed(name: &str, pid: sys::pid_t, error: &io::Error) -> i32 {
-    eprintln!("{name}: cannot signal pid {pid}: {error}");
+    complain!("{name}: cannot signal pid {pid}: {error}");
     match error.raw_os_error() {
         Some(libc::EPERM) => lsb::NO_PRIVILEGE,
         _ => lsb::FAILURE,
@@ -274,6 +283,25 @@ enum Missing {
     Pid,
     /// It cannot be read at all.
     Pidfile(io::Error),
+    /// The lock is held, but not by the process it names.
+    Held {
+        pid: Option<u32>,
+        holders: Vec<LockHolder>,
+    },
+}
+
+/// Says that the pidfile's lock is held by processes that are not the daemon it names: a
+/// worker that outlived the daemon, a forged pid, another user's lock.
+fn held(pidfile: &Path, pid: Option<u32>, holders: &[LockHolder]) -> String {
+    let names = match pid {
+        Some(pid) => format!("names pid {pid}, which does not hold it"),
+        None => "holds no pid".to_owned(),
+    };
+    format!(
+        "its pidfile {} is locked by {}, but {names}",
+        pidfile.display(),
+        holders_text(holders)
+    )
 }
 
 impl<'a> Process<'a> {
@@ -289,6 +317,7 @@ impl<'a> Process<'a> {
                 Probe::Running(None) => return Err(Missing::Pid),
                 Probe::Stale | Probe::Absent => return Ok(None),
                 Probe::Unknown(error) => return Err(Missing::Pidfile(error)),
+                Probe::Held { pid, holders } => return Err(Missing::Held { pid, holders }),
             };
             let pidfd = match sys::pidfd_open(pid) {
                 Ok(fd) => Some(fd),
@@ -307,15 +336,9 @@ impl<'a> Process<'a> {
                 continue;
             }
             // The pid is only what the file says: a daemon that was taken over could write
-            // any pid there, and `stop` may run as root. Signal it only if it holds the
-            // pidfile open (where /proc tells; a process we may not inspect, we may not
-            // signal either, unless we are root, who may inspect all).
-            if holds_open(pid, pidfile) == Some(false) {
-                return Err(Missing::Pidfile(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("it names pid {pid}, which does not hold it open; not signalling that process"),
-                )));
-            }
+            // any pid there, and `stop` may run as root. `probe` said "running" only if that
+            // process holds the pidfile's lock (where /proc tells; a process we may not
+            // inspect, we may not signal either, unless we are root, who may inspect all).
             return Ok(Some(process));
         }
         Ok(None)

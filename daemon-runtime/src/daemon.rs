@@ -3,12 +3,14 @@
 use crate::control;
 use crate::error::{Error, PathAction, SystemAction};
 use crate::fds;
+use crate::files::{self, Location, Opener, Refusal};
+use crate::launcher::{self, Outcome, Watch};
 use crate::paths::{self, Cwd};
 use crate::pidfile::{self, Pidfile};
 use crate::privileges::{self, Credentials};
 use crate::readiness::{self, Listener, Message, Notifier};
-use crate::signals::{self, Handling};
-use crate::sys::{self, Forked};
+use crate::signals::{self, Handling, LogTarget};
+use crate::sys::{self, FileId, Forked};
 use std::ffi::CString;
 use std::fmt::Debug;
 use std::io;
@@ -169,8 +171,9 @@ impl Daemon {
     }
 
     /// How long the launcher waits for readiness before it stops the daemon and exits 1.
+    /// Values above a year are taken as a year.
     pub fn ready_timeout(mut self, timeout: Duration) -> Daemon {
-        self.ready_timeout = timeout;
+        self.ready_timeout = timeout.min(launcher::MAX_TIMEOUT);
         self
     }
 
@@ -209,9 +212,10 @@ impl Daemon {
         self
     }
 
-    /// How long the `stop` command waits after `SIGTERM` before it sends `SIGKILL`.
+    /// How long the `stop` command waits after `SIGTERM` before it sends `SIGKILL`. Values
+    /// above a year are taken as a year.
     pub fn stop_timeout(mut self, timeout: Duration) -> Daemon {
-        self.stop_timeout = timeout;
+        self.stop_timeout = timeout.min(launcher::MAX_TIMEOUT);
         self
     }
 
@@ -244,12 +248,12 @@ impl Daemon {
             Ok(()) => {}
             Err(error @ Error::AlreadyRunning { .. }) if detach == Detach::Announce => {
                 // LSB: `start` on a running service succeeds.
-                println!("{name}: {error}");
+                crate::output::say!("{name}: {error}");
                 std::process::exit(0);
             }
             Err(error) => {
-                eprintln!("{name}: {error}");
-                std::process::exit(1);
+                crate::output::complain!("{name}: {error}");
+                std::process::exit(error.exit_code());
             }
         }
         if !manual {
@@ -332,10 +336,34 @@ impl Daemon {
         // sssd) that must not live on in the daemon.
         let credentials = Credentials::resolve(self.user.as_deref(), self.group.as_deref())?;
         fds::close_inherited(&self.keep_fds).map_err(descriptors)?;
-        signals::reset_for_launch().map_err(|source| Error::System {
+        let signals = |source| Error::System {
             action: SystemAction::Signals,
             source,
-        })?;
+        };
+        signals::reset_for_launch().map_err(signals)?;
+        if detach == Detach::Foreground {
+            return self.prepare(credentials).and_then(|(mut plan, pidfile)| {
+                set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
+                    pidfile::remove_at_exit();
+                    Step::error(step as u8, error.raw_os_error().unwrap_or(0), &plan)
+                })
+            });
+        }
+        // A Ctrl-C from here on cancels the start and leaves nothing behind.
+        launcher::catch_cancel().map_err(signals)?;
+        let result = self
+            .prepare(credentials)
+            .and_then(|(plan, pidfile)| self.detach(plan, pidfile, detach));
+        // The daemon comes back here with `Ok`, the launcher only with a failed start.
+        if result.is_err() {
+            launcher::release_cancel();
+            let _ = sys::set_child_subreaper(false);
+        }
+        result
+    }
+
+    /// Steps 3 and 4: everything resolved and opened, the pidfile locked.
+    fn prepare(&self, credentials: Option<Credentials>) -> Result<(Plan, Option<Pidfile>), Error> {
         let mut plan = Plan::prepare(self, credentials)?;
         // The pidfile before the log files: a launcher that loses to a running instance
         // must not create (and then remove) a log file the winner is using.
@@ -349,27 +377,50 @@ impl Daemon {
             },
             None => None,
         };
-        if let Err(error) = plan.open_logs() {
+        if let Err(error) = plan.open_logs(pidfile.as_ref()) {
             abandon(&mut plan, pidfile);
             return Err(error);
         }
-        if detach == Detach::Foreground {
-            return set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
-                pidfile::remove_at_exit();
-                Step::error(step as u8, error.raw_os_error().unwrap_or(0), &plan)
-            });
+        Ok((plan, pidfile))
+    }
+
+    /// Steps 5 to 12 in the launcher: fork, then wait for the daemon's word. Returns only
+    /// on failure, once nothing of the start is left.
+    fn detach(
+        &self,
+        mut plan: Plan,
+        pidfile: Option<Pidfile>,
+        detach: Detach,
+    ) -> Result<(), Error> {
+        if let Some(signal) = launcher::cancelled() {
+            abandon(&mut plan, pidfile);
+            return Err(Error::Cancelled { signal, pid: None });
         }
         // Whatever the program printed and left in Rust's stdout buffer would otherwise be
         // written twice: by the launcher at exit, and by the daemon.
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        let (read_end, write_end) = match sys::pipe_cloexec() {
+        let system = |action| move |source| Error::System { action, source };
+        let prepared = sys::pipe_cloexec()
+            .map_err(system(SystemAction::ReadinessPipe))
+            .and_then(|pipe| {
+                // A subreaper, so that the daemon becomes our child once the first child exits.
+                launcher::defer_cancel()
+                    .and_then(|()| sys::set_child_subreaper(true))
+                    .map(|()| pipe)
+                    .map_err(|source| {
+                        sys::close(pipe.0);
+                        sys::close(pipe.1);
+                        Error::System {
+                            action: SystemAction::Signals,
+                            source,
+                        }
+                    })
+            });
+        let (read_end, write_end) = match prepared {
             Ok(pipe) => pipe,
-            Err(source) => {
+            Err(error) => {
                 abandon(&mut plan, pidfile);
-                return Err(Error::System {
-                    action: SystemAction::ReadinessPipe,
-                    source,
-                });
+                return Err(error);
             }
         };
         match sys::fork() {
@@ -384,6 +435,7 @@ impl Daemon {
             }
             Ok(Forked::Child) => {
                 sys::close(read_end);
+                launcher::release_cancel();
                 let notifier = Notifier::new(write_end);
                 become_daemon(&mut plan, pidfile, notifier);
                 Ok(())
@@ -392,18 +444,13 @@ impl Daemon {
                 sys::close(write_end);
                 // The first child leaves right after the second fork: reap it, no zombie.
                 let _ = sys::wait_child(child);
-                let result = await_readiness(
-                    Listener::new(read_end),
-                    self.ready_timeout,
-                    &plan,
-                    pidfile.as_ref(),
-                );
+                let watch = Watch::new(Listener::new(read_end), child);
+                let result = await_readiness(watch, self.ready_timeout, &plan, pidfile);
                 plan.close();
                 match result {
                     Ok(pid) => {
-                        drop(pidfile); // the daemon's descriptor keeps the lock
                         if detach == Detach::Announce {
-                            println!("{}: started (pid {pid})", self.display_name());
+                            crate::output::say!("{}: started (pid {pid})", self.display_name());
                         }
                         std::process::exit(0)
                     }
@@ -460,8 +507,9 @@ struct Plan {
     workdir: PathBuf,
     workdir_c: CString,
     devnull: RawFd,
-    stdout_path: Option<PathBuf>,
     stderr_path: Option<PathBuf>,
+    stdout_at: Option<Location>,
+    stderr_at: Option<Location>,
     stdout: Option<LogFile>,
     stderr: Option<LogFile>,
     umask: u32,
@@ -481,9 +529,11 @@ struct Root {
     fd: RawFd,
 }
 
+/// A log file, open.
 struct LogFile {
     fd: RawFd,
     path: PathBuf,
+    id: FileId,
     created: bool,
 }
 
@@ -558,24 +608,38 @@ impl Plan {
             path: PathBuf::from("/dev/null"),
             source,
         })?;
+        let log = |path: &Option<PathBuf>, action| {
+            path.clone()
+                .map(|path| {
+                    Location::new(path.clone()).map_err(|source| Error::Path {
+                        action,
+                        path,
+                        source,
+                    })
+                })
+                .transpose()
+        };
+        let stdout_at = log(&stdout, PathAction::OpenStdout)?;
+        let stderr_at = log(&stderr, PathAction::OpenStderr)?;
+        let target = |at: &Option<Location>| {
+            at.as_ref().map(|at| LogTarget {
+                directory: at.c_directory.clone(),
+                name: at.name.clone(),
+            })
+        };
         let handling = Handling {
             graceful: daemon.shutdown == Shutdown::Graceful,
-            stdout: stdout
-                .as_deref()
-                .map(|path| c_path(path, PathAction::OpenStdout))
-                .transpose()?,
-            stderr: stderr
-                .as_deref()
-                .map(|path| c_path(path, PathAction::OpenStderr))
-                .transpose()?,
+            stdout: target(&stdout_at),
+            stderr: target(&stderr_at),
         };
         Ok(Plan {
             pidfile,
             workdir,
             workdir_c,
             devnull,
-            stdout_path: stdout,
             stderr_path: stderr,
+            stdout_at,
+            stderr_at,
             stdout: None,
             stderr: None,
             umask: daemon.umask,
@@ -587,14 +651,35 @@ impl Plan {
         })
     }
 
-    /// Opens (creating them 0640 if needed) the log files. On failure, [`Plan::discard`]
+    /// Opens (creating them 0640 if needed) the log files, with the checks of
+    /// [`files`](crate::files): a log is never the pidfile. On failure, [`Plan::discard`]
     /// undoes what it did.
-    fn open_logs(&mut self) -> Result<(), Error> {
-        if let Some(path) = &self.stdout_path {
-            self.stdout = Some(LogFile::open(path.clone(), PathAction::OpenStdout)?);
-        }
-        if let Some(path) = &self.stderr_path {
-            self.stderr = Some(LogFile::open(path.clone(), PathAction::OpenStderr)?);
+    fn open_logs(&mut self, pidfile: Option<&Pidfile>) -> Result<(), Error> {
+        let owner = self.credentials.as_ref().and_then(Credentials::uid);
+        for (action, at) in [
+            (PathAction::OpenStdout, &self.stdout_at),
+            (PathAction::OpenStderr, &self.stderr_at),
+        ] {
+            let Some(at) = at else { continue };
+            let log = LogFile::open(at, action, owner)?;
+            let fail = |why: String| Error::Path {
+                action,
+                path: at.path.clone(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, why),
+            };
+            let clash = pidfile.filter(|pidfile| pidfile.id().same_file(log.id));
+            let slot = match action {
+                PathAction::OpenStdout => &mut self.stdout,
+                _ => &mut self.stderr,
+            };
+            // Stored first, so that `discard` closes it (and removes it if it created it).
+            *slot = Some(log);
+            if let Some(pidfile) = clash {
+                return Err(fail(format!(
+                    "it is the pidfile {}; a log must be another file",
+                    pidfile.path().display()
+                )));
+            }
         }
         Ok(())
     }
@@ -642,35 +727,33 @@ fn abandon(plan: &mut Plan, pidfile: Option<Pidfile>) {
 }
 
 impl LogFile {
-    fn open(path: PathBuf, action: PathAction) -> Result<LogFile, Error> {
-        let failed = |source| Error::Path {
+    /// Opens the log at `at` for append, creating it 0640; `owner` is the daemon's user,
+    /// who may own the file besides root.
+    fn open(at: &Location, action: PathAction, owner: Option<u32>) -> Result<LogFile, Error> {
+        let opener = Opener::current(owner.unwrap_or(0));
+        let owners = match owner {
+            Some(uid) if uid != 0 => format!("root or the daemon's user (uid {uid})"),
+            _ => "root".to_owned(),
+        };
+        let failed = |refusal: Refusal| Error::Path {
             action,
-            path: path.clone(),
-            source,
+            path: at.path.clone(),
+            source: refusal.into_error("a log file", &at.directory, &owners),
         };
-        let c_path = c_path(&path, action)?;
-        // O_NONBLOCK only while opening: a FIFO without a reader fails (ENXIO) instead of
-        // hanging the launcher.
-        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK;
-        let (fd, created) = match sys::open(&c_path, flags | libc::O_CREAT | libc::O_EXCL, 0o640) {
-            Ok(fd) => (fd, true),
-            Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {
-                (sys::open(&c_path, flags, 0).map_err(failed)?, false)
+        let (fd, created) = files::open_log(&at.c_directory, &at.name, opener).map_err(failed)?;
+        let id = match sys::fstat(fd) {
+            Ok(id) => id,
+            Err(error) => {
+                sys::close(fd);
+                return Err(failed(error.into()));
             }
-            Err(error) => return Err(failed(error)),
         };
-        let finish = sys::clear_nonblock(fd).and_then(|()| match created {
-            true => sys::fchmod(fd, 0o640),
-            false => Ok(()),
-        });
-        if let Err(error) = finish {
-            sys::close(fd);
-            if created {
-                let _ = std::fs::remove_file(&path);
-            }
-            return Err(failed(error));
-        }
-        Ok(LogFile { fd, path, created })
+        Ok(LogFile {
+            fd,
+            path: at.path.clone(),
+            id,
+            created,
+        })
     }
 }
 
@@ -797,8 +880,9 @@ fn set_up(
     if let Some(pidfile) = pidfile {
         pidfile.keep_until_exit();
     }
-    // Step 7: umask, root and working directory, privileges (SPEC §6: the pidfile and the
-    // logs are open already; then chroot, groups, gid, uid).
+    // Step 7: umask, root directory, privileges (SPEC §6: the pidfile and the logs are open
+    // already; then chroot, groups, gid, uid), and the working directory, entered as the
+    // daemon's user: one that user may not enter is an error, not a directory root entered.
     sys::umask(plan.umask);
     if let Some(root) = &mut plan.chroot {
         sys::fchdir(root.fd)
@@ -807,7 +891,6 @@ fn set_up(
         sys::close(root.fd);
         root.fd = -1;
     }
-    sys::chdir(&plan.workdir_c).map_err(|error| (Step::Workdir, error))?;
     if let Some(credentials) = &mut plan.credentials {
         credentials.assume().map_err(|(step, error)| {
             let step = match step {
@@ -819,6 +902,7 @@ fn set_up(
             (step, error)
         })?;
     }
+    sys::chdir(&plan.workdir_c).map_err(|error| (Step::Workdir, error))?;
     // Step 8: signals. The SIGTERM handler removes the pidfile, so it comes after
     // `keep_until_exit` above.
     if let Some(handling) = plan.handling.take() {
@@ -828,8 +912,13 @@ fn set_up(
         sys::forbid_core_dumps().map_err(|error| (Step::CoreLimit, error))?;
     }
     sys::at_exit(pidfile::remove_at_exit).map_err(|error| (Step::ExitHandler, error))?;
-    // Step 9: the pid, while holding the lock.
+    // A process the body forks does not keep the pidfile's lock or the readiness pipe.
+    sys::at_fork_in_child(in_forked_child).map_err(|error| (Step::ExitHandler, error))?;
+    // Step 9: the pid, while holding the lock. SIGXFSZ is ignored until here (see
+    // `signals::reset_for_launch`), so that a file size limit is an error, "File too large".
     pidfile::write_daemon_pid(sys::getpid()).map_err(|error| (Step::WritePid, error))?;
+    sys::set_disposition(libc::SIGXFSZ, sys::Disposition::Default)
+        .map_err(|error| (Step::Signals, error))?;
     // Step 6, last, so that in the foreground an error above still reaches the terminal.
     // Every fd of ours is above 2 (fds::ensure_standard_open saw to that). In the
     // foreground, output without a log file stays where the supervisor or terminal put it.
@@ -845,6 +934,12 @@ fn set_up(
     Ok(())
 }
 
+/// pthread_atfork(3)'s child handler, registered in the daemon: the child is not the daemon.
+extern "C" fn in_forked_child() {
+    pidfile::forget_in_child();
+    readiness::forget_in_child();
+}
+
 /// How [`Daemon::launch`] runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Detach {
@@ -856,69 +951,68 @@ enum Detach {
     Foreground,
 }
 
-/// The launcher's side of step 12: wait for the daemon's word, or its end, or the deadline.
-/// On failure it returns only once the daemon is gone (so that "exit 1" also means "nothing
-/// left running"), and removes the pidfile only then: a lock on a file no longer at the path
-/// would let a second instance start beside a daemon that is still alive.
+/// The launcher's side of step 12: wait for the daemon's word, or its end, or the deadline,
+/// or a Ctrl-C. On failure it returns only once every process of the start is gone (so that
+/// "exit 1" also means "nothing left running"), and removes the pidfile only if nobody holds
+/// its lock any more: a lock on a file no longer at the path would let a second instance
+/// start beside a process that still holds the old one.
 fn await_readiness(
-    mut listener: Listener,
+    mut watch: Watch,
     timeout: Duration,
     plan: &Plan,
-    pidfile: Option<&Pidfile>,
+    pidfile: Option<Pidfile>,
 ) -> Result<sys::pid_t, Error> {
-    let deadline = Instant::now() + timeout.min(MAX_READY_TIMEOUT);
-    let mut pid = None;
-    let error = loop {
-        let message = match listener.next(deadline) {
-            Ok(message) => message,
-            Err(source) => {
-                stop(pid, &mut listener);
-                break Error::System {
+    let deadline = Instant::now() + timeout.min(launcher::MAX_TIMEOUT);
+    let pid = |watch: &Watch| watch.pid().map(|pid| pid as u32);
+    let (error, ask) = loop {
+        match watch.next(deadline) {
+            Outcome::Message(Message::Pid(_)) => {}
+            Outcome::Message(Message::Ready) => {
+                // The daemon's own descriptor keeps the lock.
+                drop(pidfile);
+                return Ok(watch.pid().unwrap_or(0));
+            }
+            Outcome::Message(Message::StepFailed { step, errno }) => {
+                break (Step::error(step, errno, plan), false)
+            }
+            Outcome::Message(Message::Failed(message)) => break (Error::Main { message }, false),
+            Outcome::Gone => {
+                let error = Error::ExitedBeforeReady {
+                    exit: watch.exit(),
+                    stderr_log: plan.stderr_path.clone(),
+                };
+                break (error, false);
+            }
+            Outcome::TimedOut => {
+                let error = Error::NotReady {
+                    timeout,
+                    pid: pid(&watch),
+                };
+                break (error, true);
+            }
+            Outcome::Cancelled(signal) => {
+                let error = Error::Cancelled {
+                    signal,
+                    pid: pid(&watch),
+                };
+                break (error, true);
+            }
+            Outcome::Failed(source) => {
+                let error = Error::System {
                     action: SystemAction::ReadinessWait,
                     source,
                 };
-            }
-        };
-        match message {
-            Message::Pid(daemon) => pid = Some(daemon),
-            Message::Ready => return Ok(pid.unwrap_or(0)),
-            Message::StepFailed { step, errno } => break Step::error(step, errno, plan),
-            Message::Failed(message) => break Error::Main { message },
-            Message::Closed => break Error::ExitedBeforeReady,
-            Message::TimedOut => {
-                stop(pid, &mut listener);
-                break Error::NotReady {
-                    timeout,
-                    pid: pid.map(|pid| pid as u32),
-                };
+                break (error, true);
             }
         }
     };
-    // After a failure message the daemon is on its way out; make sure of it.
-    if !listener.wait_closed(Instant::now() + readiness::GONE_WAIT) {
-        stop(pid, &mut listener);
-    }
-    if listener.is_closed() {
-        if let Some(pidfile) = pidfile {
-            pidfile.remove();
-        }
+    watch.end_all(ask);
+    if let Some(pidfile) = pidfile {
+        let (path, id) = (pidfile.path().to_owned(), pidfile.id());
+        drop(pidfile); // our own copy holds the lock too
+        pidfile::remove_if_unlocked(&path, Some(id), launcher::GONE_WAIT);
     }
     Err(error)
-}
-
-/// `ready_timeout` values above this are taken as this (so that no deadline overflows).
-const MAX_READY_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// Stops a daemon that missed its deadline: SIGTERM (its handler removes the pidfile), then
-/// SIGKILL if it is still there after a moment. Without its pid (it never got as far as
-/// sending it) there is nothing to signal.
-fn stop(pid: Option<sys::pid_t>, listener: &mut Listener) {
-    let Some(pid) = pid else { return };
-    let _ = sys::kill(pid, libc::SIGTERM);
-    if !listener.wait_closed(Instant::now() + readiness::GONE_WAIT) {
-        let _ = sys::kill(pid, libc::SIGKILL);
-        listener.wait_closed(Instant::now() + readiness::GONE_WAIT);
-    }
 }
 
 /// The number of threads of this process, where the system tells.

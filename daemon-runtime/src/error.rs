@@ -76,14 +76,103 @@ pub enum Error {
         /// The daemon that was stopped, if its pid was known.
         pid: Option<u32>,
     },
+    /// Another process holds the pidfile's lock, and it is not a live daemon of this service:
+    /// a worker that outlived a crashed daemon, or another user's process.
+    LockedByOther {
+        /// The pidfile.
+        pidfile: PathBuf,
+        /// The pid the file names (a daemon that is gone), if any.
+        pid: Option<u32>,
+        /// The processes that hold the lock, as far as `/proc` shows them.
+        holders: Vec<LockHolder>,
+    },
     /// The daemon exited (or was killed) before it became ready, without saying why.
-    ExitedBeforeReady,
+    ExitedBeforeReady {
+        /// How it ended, where the launcher could learn it.
+        exit: Option<Exit>,
+        /// Its stderr log, which may say why.
+        stderr_log: Option<PathBuf>,
+    },
+    /// The launcher got `SIGINT` or `SIGTERM` (a Ctrl-C) while it waited: it stopped the daemon
+    /// and removed the pidfile. The launcher exits `128 + signal`.
+    Cancelled {
+        /// The signal.
+        signal: i32,
+        /// The daemon that was stopped, if its pid was known.
+        pid: Option<u32>,
+    },
     /// The body of `main` returned an error or panicked before it called
     /// [`ready()`](crate::ready()).
     Main {
         /// What it said.
         message: String,
     },
+}
+
+/// A process that holds a pidfile's lock ([`Error::LockedByOther`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// Its pid.
+    pub pid: u32,
+    /// Its command name (`/proc/PID/comm`).
+    pub command: String,
+}
+
+impl fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.command.is_empty() {
+            true => write!(f, "pid {}", self.pid),
+            false => write!(f, "pid {} ({})", self.pid, self.command),
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// This signal killed it.
+    Signal(i32),
+}
+
+/// Says who holds a pidfile, for [`Error::LockedByOther`] and the `status` command: `pid 7
+/// (worker), pid 9 (flock)`, or that they cannot be seen.
+pub(crate) fn holders_text(holders: &[LockHolder]) -> String {
+    if holders.is_empty() {
+        return "a process this user may not look at".to_owned();
+    }
+    holders
+        .iter()
+        .map(LockHolder::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The name of a signal, for messages: `SIGKILL`, or `signal 40`.
+pub(crate) fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_owned()
 }
 
 /// What was being done to a path when it failed.
@@ -218,20 +307,66 @@ impl fmt::Display for Error {
                     None => write!(f, "stopped the daemon"),
                 }
             }
-            Error::ExitedBeforeReady => f.write_str(
-                "the daemon exited before it was ready (its stderr log may say why)",
-            ),
+            Error::LockedByOther { pidfile, pid, holders } => {
+                write!(
+                    f,
+                    "cannot start: pidfile {} is locked by {}, not by a running daemon of this service",
+                    pidfile.display(),
+                    holders_text(holders)
+                )?;
+                if let Some(pid) = pid {
+                    write!(f, " (pid {pid}, which it names, does not hold it)")?;
+                }
+                f.write_str("; stop that process, then start again")
+            }
+            Error::ExitedBeforeReady { exit, stderr_log } => {
+                match exit {
+                    Some(Exit::Code(code)) => {
+                        write!(f, "the daemon exited with status {code} before it was ready")?
+                    }
+                    Some(Exit::Signal(signal)) => write!(
+                        f,
+                        "the daemon was killed by {} before it was ready",
+                        signal_name(*signal)
+                    )?,
+                    None => f.write_str("the daemon exited before it was ready")?,
+                }
+                match stderr_log {
+                    Some(log) => write!(f, " (its stderr log {} may say why)", log.display()),
+                    None => f.write_str(
+                        " (it has no stderr log: set `stderr` to keep what it prints)",
+                    ),
+                }
+            }
+            Error::Cancelled { signal, pid } => {
+                write!(f, "start cancelled by {}; ", signal_name(*signal))?;
+                match pid {
+                    Some(pid) => write!(f, "stopped the daemon (pid {pid})"),
+                    None => f.write_str("nothing was left running"),
+                }
+            }
             Error::Main { message } => f.write_str(message),
         }
     }
 }
 
 /// `io::Error`'s own text, without the `(os error N)` tail for errors that have a message.
-fn describe(error: &io::Error) -> String {
+pub(crate) fn describe(error: &io::Error) -> String {
     let text = error.to_string();
     match text.find(" (os error ") {
         Some(end) => text[..end].to_owned(),
         None => text,
+    }
+}
+
+impl Error {
+    /// The exit status the launcher ends with for this error: 1, or `128 + signal` for
+    /// [`Error::Cancelled`], as a shell reports a command a signal ended.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Cancelled { signal, .. } => 128 + signal,
+            _ => 1,
+        }
     }
 }
 

@@ -28,6 +28,9 @@ mod daemon;
 mod error;
 mod events;
 mod fds;
+mod files;
+mod launcher;
+mod output;
 mod paths;
 mod pidfile;
 mod privileges;
@@ -37,7 +40,7 @@ mod sys;
 
 pub use crate::control::ControlCommand;
 pub use crate::daemon::{Daemon, MainOutput, Ready, Shutdown};
-pub use crate::error::{Error, PathAction, SystemAction};
+pub use crate::error::{Error, Exit, LockHolder, PathAction, SystemAction};
 pub use crate::events::{
     events_fd, reload_requested, shutdown_requested, wait, wait_timeout, Event,
 };

@@ -15,7 +15,7 @@ pub(crate) fn resolve(
     template: &Path,
     cwd: &mut Cwd,
 ) -> Result<PathBuf, Error> {
-    let expanded = PathBuf::from(expand(setting, template.as_os_str(), |name| {
+    let expanded = PathBuf::from(expand(setting, template.as_os_str(), &|name| {
         std::env::var_os(name)
     })?);
     if expanded.as_os_str().is_empty() {
@@ -34,7 +34,10 @@ pub(crate) fn resolve(
 
 /// Expands `template` without making it absolute (a path inside a chroot).
 pub(crate) fn expand_only(setting: &'static str, template: &Path) -> Result<PathBuf, Error> {
-    expand(setting, template.as_os_str(), |name| std::env::var_os(name)).map(PathBuf::from)
+    expand(setting, template.as_os_str(), &|name| {
+        std::env::var_os(name)
+    })
+    .map(PathBuf::from)
 }
 
 /// The launch directory, read once and only if a relative path needs it.
@@ -57,7 +60,7 @@ impl Cwd {
 fn expand(
     setting: &'static str,
     template: &OsStr,
-    lookup: impl Fn(&str) -> Option<OsString>,
+    lookup: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<OsString, Error> {
     let bytes = template.as_bytes();
     let malformed = |reason| Error::Template {
@@ -84,30 +87,40 @@ fn expand(
                 i += 2;
             }
             Some(b'{') => {
-                let close = bytes[i..]
-                    .iter()
-                    .position(|&b| b == b'}')
+                let close = closing_brace(&bytes[i + 2..])
                     .ok_or_else(|| malformed("a `${` is never closed with `}`"))?;
-                let inner = std::str::from_utf8(&bytes[i + 2..i + close])
-                    .map_err(|_| malformed("a variable name is not valid UTF-8"))?;
-                let (name, default) = match inner.split_once(":-") {
-                    Some((name, default)) => (name, Some(default)),
+                let inner = &bytes[i + 2..i + 2 + close];
+                let (name, default) = match inner.windows(2).position(|pair| pair == b":-") {
+                    Some(at) => (&inner[..at], Some(&inner[at + 2..])),
                     None => (inner, None),
                 };
-                if !is_name(name) {
-                    return Err(malformed(
-                        "`${...}` must hold a variable name (letters, digits, `_`)",
-                    ));
-                }
-                match (lookup(name), default) {
-                    (Some(value), Some(default)) if value.is_empty() => {
-                        out.extend_from_slice(default.as_bytes())
-                    }
+                let name = std::str::from_utf8(name)
+                    .ok()
+                    .filter(|name| is_name(name))
+                    .ok_or_else(|| {
+                        malformed("`${...}` must hold a variable name (letters, digits, `_`)")
+                    })?;
+                let value = lookup(name).filter(|value| default.is_none() || !value.is_empty());
+                match (value, default) {
                     (Some(value), _) => out.extend_from_slice(value.as_bytes()),
-                    (None, Some(default)) => out.extend_from_slice(default.as_bytes()),
+                    // The default is expanded in turn, as the shell does: `${A:-${B:-/run}}`.
+                    (None, Some(default)) => out.extend_from_slice(
+                        expand(setting, OsStr::from_bytes(default), lookup)
+                            .map_err(|error| match error {
+                                // Name the whole template, not the default alone.
+                                Error::Variable { variable, .. } => Error::Variable {
+                                    setting,
+                                    template: template.to_string_lossy().into_owned(),
+                                    variable,
+                                },
+                                Error::Template { reason, .. } => malformed(reason),
+                                other => other,
+                            })?
+                            .as_bytes(),
+                    ),
                     (None, None) => return Err(unset(name)),
                 }
-                i += close + 1;
+                i += 2 + close + 1;
             }
             Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
                 let start = i + 1;
@@ -132,6 +145,26 @@ fn expand(
     Ok(OsString::from_vec(out))
 }
 
+/// The position of the `}` that closes a `${` whose inside starts `bytes`, counting the
+/// `${` nested in it.
+fn closing_brace(bytes: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 fn is_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -151,7 +184,7 @@ mod tests {
     }
 
     fn run(template: &str) -> Result<String, Error> {
-        expand("pidfile", OsStr::new(template), env).map(|s| s.into_string().unwrap())
+        expand("pidfile", OsStr::new(template), &env).map(|s| s.into_string().unwrap())
     }
 
     #[test]
@@ -164,6 +197,25 @@ mod tests {
         assert_eq!(run("${HOME:-/tmp}/x").unwrap(), "/home/me/x");
         assert_eq!(run("a$$b").unwrap(), "a$b");
         assert_eq!(run("$EMPTY/x").unwrap(), "/x");
+    }
+
+    #[test]
+    fn a_default_is_expanded_in_turn() {
+        assert_eq!(run("${NOPE:-${HOME}}/x").unwrap(), "/home/me/x");
+        assert_eq!(run("${NOPE:-$HOME}/x").unwrap(), "/home/me/x");
+        assert_eq!(run("${NOPE:-${NADA:-/srv}/a}/x").unwrap(), "/srv/a/x");
+        assert_eq!(run("${HOME:-${NOPE}}/x").unwrap(), "/home/me/x");
+        assert_eq!(run("${EMPTY:-${HOME}x}").unwrap(), "/home/mex");
+        // An unset variable inside the default is named, with the whole template.
+        assert_eq!(
+            run("${NOPE:-${NADA}}/x").unwrap_err().to_string(),
+            "cannot expand pidfile \"${NOPE:-${NADA}}/x\": environment variable NADA is not set \
+             (write ${NADA:-default} to give a fallback)"
+        );
+        assert!(matches!(
+            run("${NOPE:-${HOME}"),
+            Err(Error::Template { .. })
+        ));
     }
 
     #[test]

@@ -5,13 +5,14 @@
 //! is shared with the daemon, so the lock passes to the daemon without a gap and is released
 //! only when the daemon's last descriptor closes, however it ends.
 
-use crate::error::{Error, PathAction};
+use crate::error::{Error, LockHolder, PathAction};
+use crate::files::{self, Directory, Location, Opener, Refusal};
 use crate::sys::{self, FileId};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -36,77 +37,76 @@ static REMOVED: AtomicBool = AtomicBool::new(false);
 static OWNER: AtomicI32 = AtomicI32::new(0);
 
 impl Pidfile {
-    /// Opens (creating it 0644 if needed) and locks the pidfile at `path`.
+    /// Opens (creating it 0600 if needed) and locks the pidfile at `path`.
     ///
-    /// Refuses a symbolic link (`O_NOFOLLOW`) and anything but a regular file. Another holder
-    /// of the lock is [`Error::AlreadyRunning`]. Once locked, the content is cleared: whatever
-    /// it held (a stale pid, garbage) is no one's any more.
+    /// Refuses a symbolic link (`O_NOFOLLOW`), anything but a regular file, and a directory on
+    /// a pseudo file system (procfs, sysfs). A live daemon of this service holding the lock is
+    /// [`Error::AlreadyRunning`]; any other holder is [`Error::LockedByOther`], which names it.
+    /// Once locked, the content is cleared: whatever it held (a stale pid, garbage) is no
+    /// one's any more.
     ///
     /// The file is opened relative to its directory, opened first: the directory checked is
     /// the one the file is in. When running as root, more refusals (SPEC §4): a directory
     /// anyone may write without the sticky bit (anyone could swap the file), a pidfile owned
     /// by another (non-root) user, and a pidfile with several hard links (a link to a file
     /// that must not be truncated).
+    ///
+    /// The file is readable by its owner only, so that no other user can open it and take
+    /// a lock on it that would keep the service from starting; a pidfile left readable by
+    /// an earlier version is made so once it is locked.
     pub(crate) fn lock(path: PathBuf) -> Result<Pidfile, Error> {
         let failed = |action, source| Error::Path {
             action,
             path: path.clone(),
             source,
         };
-        let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        let location =
+            Location::new(path.clone()).map_err(|error| failed(PathAction::OpenPidfile, error))?;
+        let opener = Opener::current(0);
+        let refused = |refusal: Refusal| {
             failed(
                 PathAction::OpenPidfile,
-                io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"),
+                refusal.into_error("a pidfile", &location.directory, "root"),
             )
-        })?;
-        let as_root = sys::geteuid() == 0;
-        let directory = Directory::open(&path, as_root)
-            .map_err(|error| failed(PathAction::OpenPidfile, error))?;
+        };
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| refused(Refusal::Os(libc::EINVAL)))?;
+        let directory = Directory::open(&location.c_directory, opener).map_err(refused)?;
         // A daemon that exits unlinks its pidfile while still holding the lock, so a file we
         // opened may be gone from the path by the time we hold its lock; such a lock guards
         // nothing, and we start over with whatever the path names now.
         for _ in 0..100 {
-            let (fd, created) = open_or_create(&directory)
-                .map_err(|error| failed(PathAction::OpenPidfile, explain(error)))?;
-            let refuse = |fd, why: String| {
-                sys::close(fd);
-                Err(failed(
-                    PathAction::OpenPidfile,
-                    io::Error::new(io::ErrorKind::InvalidInput, why),
-                ))
-            };
-            let id = match sys::fstat(fd) {
-                Ok(id) if !id.is_regular() => return refuse(fd, "it is not a regular file".into()),
-                Ok(id) if as_root && id.uid != 0 => {
-                    return refuse(
-                        fd,
-                        format!(
-                            "it is owned by uid {}, not by root; refusing it as root",
-                            id.uid
-                        ),
-                    )
-                }
-                Ok(id) if as_root && id.nlink > 1 => {
-                    return refuse(
-                        fd,
-                        format!("it has {} hard links; refusing it as root", id.nlink),
-                    )
-                }
+            let (fd, created) = open_or_create(&directory, &location.name)
+                .map_err(|error| refused(Refusal::from(error)))?;
+            let id = match files::check_file(fd, false, opener) {
                 Ok(id) => id,
-                Err(error) => {
+                Err(refusal) => {
                     sys::close(fd);
-                    return Err(failed(PathAction::OpenPidfile, error));
+                    return Err(refused(refusal));
                 }
             };
             match lock_contended(fd) {
                 Ok(true) => {}
                 Ok(false) => {
-                    let pid = read_pid_of_holder(fd);
+                    let holder = holder(fd, id);
                     sys::close(fd);
-                    return Err(Error::AlreadyRunning {
-                        pid,
-                        pidfile: path.clone(),
-                    });
+                    match holder {
+                        Holder::Daemon(pid) => {
+                            return Err(Error::AlreadyRunning {
+                                pid,
+                                pidfile: path.clone(),
+                            })
+                        }
+                        Holder::Others { pid, holders } => {
+                            return Err(Error::LockedByOther {
+                                pidfile: path.clone(),
+                                pid,
+                                holders,
+                            })
+                        }
+                        // Released while we looked: try again.
+                        Holder::Nobody => continue,
+                    }
                 }
                 Err(error) => {
                     sys::close(fd);
@@ -122,17 +122,18 @@ impl Pidfile {
             if !matches!(sys::lstat(&c_path), Ok(now) if now.same_file(id)) {
                 continue; // dropping `pidfile` closes it
             }
-            let cleared = sys::ftruncate(pidfile.fd, 0).and_then(|()| match created {
-                true => sys::fchmod(pidfile.fd, 0o644),
-                false => Ok(()),
-            });
-            if let Err(error) = cleared {
+            if let Err(error) = sys::ftruncate(pidfile.fd, 0) {
                 pidfile.remove();
                 return Err(Error::Path {
                     action: PathAction::WritePidfile,
                     path: pidfile.path.clone(),
                     source: error,
                 });
+            }
+            // Owner-only (an earlier version made it 0644). A file we may not change the mode
+            // of (another user's, as that user's launcher could lock it) stays as it is.
+            if created || id.mode & 0o077 != 0 {
+                let _ = sys::fchmod(pidfile.fd, 0o600);
             }
             return Ok(pidfile);
         }
@@ -173,6 +174,27 @@ impl Pidfile {
     pub(crate) fn keep_until_exit(self) {
         OWNER.store(sys::getpid(), Ordering::SeqCst);
         let _ = DAEMON_PIDFILE.set(self);
+    }
+}
+
+impl Pidfile {
+    /// The file locked (device and inode).
+    pub(crate) fn id(&self) -> FileId {
+        self.id
+    }
+
+    /// The path it was opened at.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// In a process the daemon forks (pthread_atfork(3)'s child handler): closes the child's copy
+/// of the pidfile's descriptor, so that a worker that outlives the daemon does not keep the
+/// lock, which would make the service look running, or unstartable. Async-signal-safe.
+pub(crate) fn forget_in_child() {
+    if let Some(pidfile) = DAEMON_PIDFILE.get() {
+        sys::close(pidfile.fd);
     }
 }
 
@@ -221,8 +243,13 @@ pub(crate) fn write_daemon_pid(pid: sys::pid_t) -> io::Result<()> {
 /// What a pidfile says about the service, by its lock (SPEC §8 `status`).
 #[derive(Debug)]
 pub(crate) enum Probe {
-    /// Locked: the service runs, with this pid if it could be read.
+    /// Locked by the daemon: the service runs, with this pid if it could be read.
     Running(Option<u32>),
+    /// Locked, but not by a live daemon of this service (see [`Holder::Others`]).
+    Held {
+        pid: Option<u32>,
+        holders: Vec<LockHolder>,
+    },
     /// There, but nobody holds its lock: a crash, a SIGKILL, or another program's file.
     Stale,
     /// No pidfile: not running.
@@ -233,7 +260,7 @@ pub(crate) enum Probe {
 
 /// Looks at the pidfile without creating or changing it. The lock is tested with a shared
 /// lock taken and dropped at once, which conflicts only with the daemon's exclusive one.
-pub(crate) fn probe(path: &std::path::Path) -> Probe {
+pub(crate) fn probe(path: &Path) -> Probe {
     let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
         return Probe::Unknown(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -255,9 +282,19 @@ pub(crate) fn probe(path: &std::path::Path) -> Probe {
             "it is not a regular file",
         )),
         Err(error) => Probe::Unknown(error),
-        Ok(_) => match sys::try_lock_shared(fd) {
+        // A shared lock first, which does not disturb a start that is taking the exclusive
+        // one; then the exclusive one, which another process's shared lock (anyone who may
+        // open the file can take one) would stop a start from taking too.
+        Ok(id) => match sys::try_lock_shared(fd).and_then(|shared| match shared {
+            true => sys::try_lock_exclusive(fd),
+            false => Ok(false),
+        }) {
             Ok(true) => Probe::Stale,
-            Ok(false) => Probe::Running(read_pid_of_holder(fd)),
+            Ok(false) => match holder(fd, id) {
+                Holder::Daemon(pid) => Probe::Running(pid),
+                Holder::Others { pid, holders } => Probe::Held { pid, holders },
+                Holder::Nobody => Probe::Stale,
+            },
             Err(error) => Probe::Unknown(error),
         },
     };
@@ -265,89 +302,147 @@ pub(crate) fn probe(path: &std::path::Path) -> Probe {
     probe
 }
 
-/// Removes a pidfile nobody holds the lock of (after the daemon was killed): takes the lock,
-/// checks that the path still names the same file, unlinks it. Leaves a locked one alone.
-pub(crate) fn remove_stale(path: &std::path::Path) {
+/// Who holds a pidfile's lock that we could not take.
+enum Holder {
+    /// The daemon whose pid the file holds (`None`: a daemon still starting, whose pid is
+    /// not written yet, or one we may not look at).
+    Daemon(Option<u32>),
+    /// Processes that are not the daemon the file names: a worker that outlived it, or
+    /// another user's process that took a lock on the file. Empty when the holder cannot be
+    /// seen (another user's process, looked at without privileges).
+    Others {
+        pid: Option<u32>,
+        holders: Vec<LockHolder>,
+    },
+    /// Nobody any more: it was released while we looked.
+    Nobody,
+}
+
+/// Finds who holds the lock of the open pidfile `fd`: the pid it names if that process
+/// holds it (from `/proc/PID/fdinfo`, which lists the locks of each open file), else every
+/// process that holds a lock on it. Where `/proc` cannot tell, the pid in the file is
+/// believed, as before there was a way to look.
+fn holder(fd: RawFd, id: FileId) -> Holder {
+    let pid = read_pid_of_holder(fd);
+    if let Some(pid) = pid {
+        if holds_lock(pid, id) != Some(false) {
+            return Holder::Daemon(Some(pid));
+        }
+    }
+    let holders = lock_holders(id);
+    if !holders.is_empty() {
+        return Holder::Others { pid, holders };
+    }
+    // Nobody we can see holds it: released since, or held by a process we may not inspect.
+    match sys::try_lock_exclusive(fd) {
+        Ok(true) => Holder::Nobody,
+        _ if pid.is_none() => Holder::Daemon(None),
+        _ => Holder::Others {
+            pid,
+            holders: Vec::new(),
+        },
+    }
+}
+
+/// Whether process `pid` holds a lock on the file `id`, from `/proc/PID/fd` and
+/// `/proc/PID/fdinfo`; `None` where they cannot be read (another user's process).
+pub(crate) fn holds_lock(pid: u32, id: FileId) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let proc_works = Path::new("/proc/self/fdinfo").exists();
+    if proc_works && !Path::new(&format!("/proc/{pid}")).exists() {
+        return Some(false); // no such process
+    }
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(entries.flatten().any(|entry| {
+        let same = std::fs::metadata(entry.path())
+            .is_ok_and(|open| open.dev() == id.dev && open.ino() == id.ino);
+        same && std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            entry.file_name().to_string_lossy()
+        ))
+        .is_ok_and(|info| info.lines().any(|line| line.starts_with("lock:")))
+    }))
+}
+
+/// Every other process that holds a lock on the file `id`, as far as `/proc` shows.
+fn lock_holders(id: FileId) -> Vec<LockHolder> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me && holds_lock(pid, id) == Some(true))
+        .map(|pid| LockHolder {
+            pid,
+            command: std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|name| name.trim_end().to_owned())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Removes the pidfile `path` if it still is the file `id` and nobody holds its lock: takes
+/// the lock (a new open file description), checks, unlinks. Tries for `patience` while
+/// another process still holds it (one that is exiting). Returns whether it was removed or
+/// is already gone.
+pub(crate) fn remove_if_unlocked(path: &Path, id: Option<FileId>, patience: Duration) -> bool {
     let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-        return;
+        return false;
     };
-    let Ok(fd) = sys::open(
-        &c_path,
-        libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-        0,
-    ) else {
-        return;
-    };
-    if matches!(sys::try_lock_exclusive(fd), Ok(true)) {
-        if let (Ok(held), Ok(now)) = (sys::fstat(fd), sys::lstat(&c_path)) {
-            if held.same_file(now) && held.is_regular() {
-                let _ = sys::unlink(&c_path);
+    let deadline = Instant::now() + patience;
+    loop {
+        let fd = match sys::open(
+            &c_path,
+            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+        ) {
+            Ok(fd) => fd,
+            Err(error) => return error.raw_os_error() == Some(libc::ENOENT),
+        };
+        let locked = matches!(sys::try_lock_exclusive(fd), Ok(true));
+        let mut removed = false;
+        if locked {
+            if let (Ok(held), Ok(now)) = (sys::fstat(fd), sys::lstat(&c_path)) {
+                let ours = id.map_or(true, |id| id.same_file(held));
+                if held.same_file(now) && held.is_regular() && ours {
+                    removed = sys::unlink(&c_path).is_ok();
+                }
             }
         }
-    }
-    sys::close(fd);
-}
-
-/// The pidfile's directory, open, and the file's name in it.
-struct Directory {
-    fd: RawFd,
-    name: CString,
-}
-
-impl Directory {
-    /// Opens the directory; as root, refuses one that anyone may write and that has no
-    /// sticky bit.
-    fn open(path: &std::path::Path, as_root: bool) -> io::Result<Directory> {
-        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_owned());
-        let parent = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => std::path::Path::new("/"),
-        };
-        let name = path
-            .file_name()
-            .ok_or_else(|| invalid("the path has no file name"))?;
-        let name =
-            CString::new(name.as_bytes()).map_err(|_| invalid("the path contains a NUL byte"))?;
-        let c_parent = CString::new(parent.as_os_str().as_bytes())
-            .map_err(|_| invalid("the path contains a NUL byte"))?;
-        let fd = sys::open(&c_parent, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-        let directory = Directory { fd, name };
-        let mode = sys::fstat(fd)?.mode;
-        // Others may write (0o002), and no sticky bit (S_ISVTX, 0o1000 everywhere).
-        if as_root && mode & 0o002 != 0 && mode & 0o1000 == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "its directory {} may be written by anyone and has no sticky bit; refusing it as root",
-                    parent.display()
-                ),
-            ));
+        sys::close(fd);
+        if locked {
+            return removed;
         }
-        Ok(directory)
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-impl Drop for Directory {
-    fn drop(&mut self) {
-        sys::close(self.fd);
-    }
+/// Removes a pidfile nobody holds the lock of (after the daemon was killed): takes the lock,
+/// checks that the path still names the same file, unlinks it. Leaves a locked one alone.
+pub(crate) fn remove_stale(path: &Path) {
+    remove_if_unlocked(path, None, Duration::ZERO);
 }
 
-fn open_or_create(directory: &Directory) -> io::Result<(RawFd, bool)> {
+fn open_or_create(directory: &Directory, name: &CStr) -> io::Result<(RawFd, bool)> {
     // O_NONBLOCK: opening a FIFO must not hang; it is then refused as not a regular file.
     let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
     loop {
         match sys::openat(
-            directory.fd,
-            &directory.name,
+            directory.fd(),
+            name,
             flags | libc::O_CREAT | libc::O_EXCL,
-            0o644,
+            0o600,
         ) {
             Ok(fd) => return Ok((fd, true)),
             Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
             Err(error) => return Err(error),
         }
-        match sys::openat(directory.fd, &directory.name, flags, 0) {
+        match sys::openat(directory.fd(), name, flags, 0) {
             Ok(fd) => return Ok((fd, false)),
             // Removed between the two calls: try creating it again.
             Err(error) if error.raw_os_error() == Some(libc::ENOENT) => continue,

@@ -69,6 +69,11 @@ impl Credentials {
         }))
     }
 
+    /// The user id to take, if one was given.
+    pub(crate) fn uid(&self) -> Option<libc::uid_t> {
+        self.uid
+    }
+
     /// In the daemon: takes the groups and ids, then checks them. Allocates nothing.
     pub(crate) fn assume(&mut self) -> Result<(), (Step, io::Error)> {
         sys::setgroups(&self.groups).map_err(|error| (Step::Groups, error))?;

@@ -2,16 +2,15 @@
 //!
 //! The daemon writes frames `[tag][length: u32 LE][payload]`: its pid, then either "ready",
 //! a failed set-up step with its `errno`, or a failure message from `main`. The launcher reads
-//! them with a deadline (`ready_timeout`). End of file without "ready" means the daemon is
-//! gone: the write end is `O_CLOEXEC`, so only the daemon (and the children it forks without
-//! exec) hold it.
+//! them with a deadline (`ready_timeout`). The pipe only carries words: whether the daemon is
+//! gone, the launcher learns from the process (a daemon that becomes ready closes the pipe
+//! too). The write end is `O_CLOEXEC`, and a process the daemon forks closes its copy.
 
 use crate::sys;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 const PID: u8 = b'P';
 const READY: u8 = b'R';
@@ -33,6 +32,15 @@ pub fn ready() {
     let fd = PENDING.swap(-1, Ordering::SeqCst);
     if fd >= 0 {
         let _ = send(fd, READY, &[]);
+        sys::close(fd);
+    }
+}
+
+/// In a process the daemon forks (pthread_atfork(3)'s child handler): closes the child's copy
+/// of the readiness pipe, which only the daemon may use. Async-signal-safe.
+pub(crate) fn forget_in_child() {
+    let fd = PENDING.swap(-1, Ordering::SeqCst);
+    if fd >= 0 {
         sys::close(fd);
     }
 }
@@ -141,18 +149,12 @@ fn send(fd: RawFd, tag: u8, payload: &[u8]) -> io::Result<()> {
 pub(crate) enum Message {
     Pid(sys::pid_t),
     Ready,
-    StepFailed {
-        step: u8,
-        errno: i32,
-    },
+    StepFailed { step: u8, errno: i32 },
     Failed(String),
-    /// Every write end is closed: the daemon is gone.
-    Closed,
-    /// The deadline passed.
-    TimedOut,
 }
 
-/// The launcher's end of the pipe.
+/// The launcher's end of the pipe. It only carries words: whether the daemon is gone is
+/// learnt from the process itself (a daemon that becomes ready closes the pipe too).
 pub(crate) struct Listener {
     fd: RawFd,
     buf: Vec<u8>,
@@ -168,51 +170,33 @@ impl Listener {
         }
     }
 
-    /// The next message, waiting until `deadline` at most.
-    pub(crate) fn next(&mut self, deadline: Instant) -> io::Result<Message> {
-        loop {
-            if let Some(message) = self.parse() {
-                return Ok(message);
-            }
-            if self.closed {
-                return Ok(Message::Closed);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Message::TimedOut);
-            }
-            let timeout = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            match sys::wait_readable(self.fd, timeout) {
-                Ok(false) => continue,
-                Ok(true) => {}
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            }
-            let mut chunk = [0u8; 4096];
-            match sys::read(self.fd, &mut chunk)? {
-                0 => self.closed = true,
-                n => self.buf.extend_from_slice(&chunk[..n]),
+    /// The descriptor to poll, until end of file.
+    pub(crate) fn fd(&self) -> Option<RawFd> {
+        (!self.closed).then_some(self.fd)
+    }
+
+    /// Reads what the pipe holds now (call it when [`Listener::fd`] polled readable).
+    pub(crate) fn read_some(&mut self) -> io::Result<()> {
+        let mut chunk = [0u8; 4096];
+        match sys::read(self.fd, &mut chunk)? {
+            0 => self.closed = true,
+            n => self.buf.extend_from_slice(&chunk[..n]),
+        }
+        Ok(())
+    }
+
+    /// Reads everything the pipe holds, without waiting: after the daemon is gone, the
+    /// words it wrote before.
+    pub(crate) fn drain_now(&mut self) {
+        while !self.closed && matches!(sys::wait_readable(self.fd, 0), Ok(true)) {
+            if self.read_some().is_err() {
+                break;
             }
         }
     }
 
-    /// Whether every write end is closed: the daemon is gone.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// Waits (until `deadline` at most) for every write end to close, discarding messages.
-    pub(crate) fn wait_closed(&mut self, deadline: Instant) -> bool {
-        loop {
-            match self.next(deadline) {
-                Ok(Message::Closed) => return true,
-                Ok(Message::TimedOut) | Err(_) => return false,
-                Ok(_) => {}
-            }
-        }
-    }
-
-    fn parse(&mut self) -> Option<Message> {
+    /// The next whole message read so far.
+    pub(crate) fn message(&mut self) -> Option<Message> {
         if self.buf.len() < 5 {
             return None;
         }
@@ -243,9 +227,6 @@ impl Drop for Listener {
     }
 }
 
-/// How long the launcher waits for a daemon it stopped, or that failed, to be gone.
-pub(crate) const GONE_WAIT: Duration = Duration::from_secs(3);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,34 +240,30 @@ mod tests {
         send(write_end, FAILED, b"boom").unwrap();
         notifier.ready(); // closes the write end
         let mut listener = Listener::new(read_end);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        assert_eq!(listener.next(deadline).unwrap(), Message::Pid(4242));
+        listener.drain_now();
+        assert_eq!(listener.fd(), None, "end of file seen");
+        assert_eq!(listener.message(), Some(Message::Pid(4242)));
         assert_eq!(
-            listener.next(deadline).unwrap(),
-            Message::StepFailed {
+            listener.message(),
+            Some(Message::StepFailed {
                 step: 4,
                 errno: libc::ENOENT
-            }
+            })
         );
-        assert_eq!(
-            listener.next(deadline).unwrap(),
-            Message::Failed("boom".into())
-        );
-        assert_eq!(listener.next(deadline).unwrap(), Message::Ready);
-        assert_eq!(listener.next(deadline).unwrap(), Message::Closed);
+        assert_eq!(listener.message(), Some(Message::Failed("boom".into())));
+        assert_eq!(listener.message(), Some(Message::Ready));
+        assert_eq!(listener.message(), None);
     }
 
     #[test]
-    fn a_silent_open_pipe_times_out() {
+    fn a_silent_open_pipe_has_nothing_to_drain() {
         let (read_end, write_end) = sys::pipe_cloexec().unwrap();
         let mut listener = Listener::new(read_end);
-        let start = Instant::now();
-        assert_eq!(
-            listener.next(start + Duration::from_millis(50)).unwrap(),
-            Message::TimedOut
-        );
-        assert!(start.elapsed() >= Duration::from_millis(50));
+        listener.drain_now();
+        assert_eq!(listener.message(), None);
+        assert_eq!(listener.fd(), Some(read_end), "still open");
         sys::close(write_end);
-        assert!(listener.wait_closed(Instant::now() + Duration::from_secs(5)));
+        listener.drain_now();
+        assert_eq!(listener.fd(), None);
     }
 }

@@ -1,9 +1,10 @@
 //! SPEC §3 steps 2 and 8, §5: the dispositions, and the daemon's handlers.
 
 use crate::events;
+use crate::files::{self, Opener};
 use crate::pidfile;
 use crate::sys::{self, Disposition};
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
@@ -21,7 +22,9 @@ pub(crate) fn reset_for_launch() -> io::Result<()> {
     for signal in 1..=sys::highest_signal() {
         let result = match signal {
             libc::SIGKILL | libc::SIGSTOP | libc::SIGPIPE => continue,
-            libc::SIGHUP => sys::set_disposition(signal, Disposition::Ignore),
+            // Until the daemon has written its pid: a file size limit (`ulimit -f`) then
+            // makes the write fail with "File too large" instead of killing the daemon.
+            libc::SIGHUP | libc::SIGXFSZ => sys::set_disposition(signal, Disposition::Ignore),
             _ => match sys::is_ignored(signal) {
                 Ok(true) => sys::set_disposition(signal, Disposition::Default),
                 other => other.map(drop),
@@ -45,8 +48,15 @@ pub(crate) struct Handling {
     /// `shutdown = "graceful"`: SIGTERM and SIGINT only set a flag.
     pub(crate) graceful: bool,
     /// The log files SIGHUP reopens onto descriptors 1 and 2.
-    pub(crate) stdout: Option<CString>,
-    pub(crate) stderr: Option<CString>,
+    pub(crate) stdout: Option<LogTarget>,
+    pub(crate) stderr: Option<LogTarget>,
+}
+
+/// A log file's directory and name, prepared before the fork.
+#[derive(Debug)]
+pub(crate) struct LogTarget {
+    pub(crate) directory: CString,
+    pub(crate) name: CString,
 }
 
 static HANDLING: OnceLock<Handling> = OnceLock::new();
@@ -83,36 +93,26 @@ extern "C" fn on_terminate(_signal: libc::c_int) {
 }
 
 /// Reopens the log files (logrotate moved them away: the new lines go to a new file at the
-/// same path), then requests a reload. Only async-signal-safe calls: open, dup2, close.
+/// same path), then requests a reload. Only async-signal-safe calls: open, fstat, dup2, close.
 extern "C" fn on_hangup(_signal: libc::c_int) {
     let _errno = sys::ErrnoGuard::save();
     if let Some(handling) = HANDLING.get() {
-        for (path, target) in [(&handling.stdout, 1), (&handling.stderr, 2)] {
-            if let Some(path) = path {
-                reopen(path, target);
+        for (log, target) in [(&handling.stdout, 1), (&handling.stderr, 2)] {
+            if let Some(log) = log {
+                reopen(log, target);
             }
         }
     }
     events::request_reload();
 }
 
-/// Opens `path` for append (created 0640, like at start-up) and puts it on `target`. A failed
-/// reopen keeps the old file: better than losing the output. Async-signal-safe.
-fn reopen(path: &CStr, target: RawFd) {
-    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK;
-    let (fd, created) = match sys::open(path, flags | libc::O_CREAT | libc::O_EXCL, 0o640) {
-        Ok(fd) => (fd, true),
-        Err(_) => match sys::open(path, flags, 0) {
-            Ok(fd) => (fd, false),
-            Err(_) => return,
-        },
-    };
-    let ready = sys::clear_nonblock(fd).and_then(|()| match created {
-        true => sys::fchmod(fd, 0o640),
-        false => Ok(()),
-    });
-    if ready.is_ok() {
+/// Opens the log for append (created 0640, with the same checks as at start-up, as the
+/// daemon's user now) and puts it on `target`. A refused or failed reopen keeps the old
+/// file: better than losing the output. Async-signal-safe.
+fn reopen(log: &LogTarget, target: RawFd) {
+    let opener = Opener::current(sys::geteuid());
+    if let Ok((fd, _)) = files::open_log(&log.directory, &log.name, opener) {
         let _ = sys::dup2(fd, target);
+        sys::close(fd);
     }
-    sys::close(fd);
 }

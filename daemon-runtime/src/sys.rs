@@ -9,6 +9,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
+pub(crate) use crate::error::Exit;
 pub(crate) use libc::pid_t;
 
 /// The one place that turns a `-1` return code into the thread's `errno`.
@@ -644,4 +645,146 @@ pub(crate) fn has_capabilities() -> io::Result<bool> {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn has_capabilities() -> io::Result<bool> {
     Ok(false)
+}
+
+/// The type of the file system `fd` is on (fstatfs(2) `f_type`), where the system has it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn filesystem_type(fd: RawFd) -> io::Result<u64> {
+    let mut stat = MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `stat` is valid for one write of a `struct statfs`.
+    cvt(unsafe { libc::fstatfs(fd, stat.as_mut_ptr()) })?;
+    // SAFETY: fstatfs succeeded, so it filled `stat`.
+    let stat = unsafe { stat.assume_init_ref() };
+    #[allow(clippy::unnecessary_cast)] // `f_type`'s type differs between architectures
+    Ok(stat.f_type as u64)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn filesystem_type(_fd: RawFd) -> io::Result<u64> {
+    Ok(0)
+}
+
+/// prctl(2) `PR_SET_CHILD_SUBREAPER`: orphaned descendants are reparented to this process
+/// (so that the launcher can wait for the daemon it started). Linux only; elsewhere a no-op.
+pub(crate) fn set_child_subreaper(on: bool) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: integer arguments only.
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_SET_CHILD_SUBREAPER,
+            libc::c_ulong::from(on),
+            0,
+            0,
+            0,
+        )
+    })?;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = on;
+    Ok(())
+}
+
+/// waitpid(2) with `WNOHANG` for one child (or, with a negative `pid`, any child of that
+/// process group): `Ok(None)` while it runs.
+pub(crate) fn try_wait(pid: pid_t) -> io::Result<Option<(pid_t, Exit)>> {
+    let mut status = 0;
+    // SAFETY: `status` is valid for one write.
+    let reaped = cvt_retry(|| unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) })?;
+    if reaped == 0 {
+        return Ok(None);
+    }
+    let exit = if libc::WIFSIGNALED(status) {
+        Exit::Signal(libc::WTERMSIG(status))
+    } else {
+        Exit::Code(libc::WEXITSTATUS(status))
+    };
+    Ok(Some((reaped, exit)))
+}
+
+/// poll(2) on up to two descriptors, with `signals` unblocked only while it waits (ppoll(2)
+/// where the system has it): returns which of them are readable. `Err(Interrupted)` when a
+/// signal handler ran.
+pub(crate) fn wait_either(
+    fds: [Option<RawFd>; 2],
+    timeout_ms: libc::c_int,
+) -> io::Result<[bool; 2]> {
+    let mut pollfds = fds.map(|fd| libc::pollfd {
+        fd: fd.unwrap_or(-1), // a negative descriptor is skipped by poll
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        let timeout = libc::timespec {
+            tv_sec: (timeout_ms / 1000) as libc::time_t,
+            tv_nsec: (timeout_ms % 1000) as libc::c_long * 1_000_000,
+        };
+        let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises `empty`; ppoll reads two valid pollfds, the timeout
+        // and the mask.
+        cvt(unsafe {
+            libc::sigemptyset(empty.as_mut_ptr());
+            libc::ppoll(pollfds.as_mut_ptr(), 2, &timeout, empty.as_ptr())
+        })?;
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        unblock_all_signals()?;
+        // SAFETY: two valid pollfds.
+        let result = cvt(unsafe { libc::poll(pollfds.as_mut_ptr(), 2, timeout_ms) });
+        block_signals(&[libc::SIGINT, libc::SIGTERM])?;
+        result?;
+    }
+    Ok(pollfds.map(|p| p.revents != 0))
+}
+
+/// sigprocmask(2) `SIG_BLOCK` of `signals`.
+pub(crate) fn block_signals(signals: &[libc::c_int]) -> io::Result<()> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises `set`, sigaddset adds valid signal numbers, and
+    // sigprocmask reads it and does not ask for the old mask.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for &signal in signals {
+            libc::sigaddset(set.as_mut_ptr(), signal);
+        }
+        cvt(libc::sigprocmask(
+            libc::SIG_BLOCK,
+            set.as_ptr(),
+            std::ptr::null_mut(),
+        ))
+        .map(drop)
+    }
+}
+
+/// sigaction(2) without `SA_RESTART`, so that a blocking call the handler interrupts
+/// returns `EINTR`.
+pub(crate) fn set_interrupting_handler(
+    signal: libc::c_int,
+    handler: extern "C" fn(libc::c_int),
+) -> io::Result<()> {
+    // SAFETY: an all-zero `struct sigaction` is a valid value (no handler, no flags).
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler as libc::sighandler_t;
+    // SAFETY: `sa_mask` is a valid `sigset_t` to fill; then `action` is complete. The handler
+    // is async-signal-safe (it only stores an atomic).
+    unsafe {
+        libc::sigfillset(&mut action.sa_mask);
+        cvt(libc::sigaction(signal, &action, std::ptr::null_mut())).map(drop)
+    }
+}
+
+/// pthread_atfork(3) with only a handler for the child.
+pub(crate) fn at_fork_in_child(handler: unsafe extern "C" fn()) -> io::Result<()> {
+    // SAFETY: `handler` is a plain function that lives as long as the program; it is
+    // async-signal-safe, as a handler that runs in a forked child must be.
+    match unsafe { libc::pthread_atfork(None, None, Some(handler)) } {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// unlinkat(2) of a name in a directory.
+pub(crate) fn unlinkat(dir: RawFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    cvt(unsafe { libc::unlinkat(dir, name.as_ptr(), 0) }).map(drop)
 }

@@ -105,7 +105,7 @@ fn a_directory_a_fifo_or_an_unreadable_file_at_the_pidfile_path() {
     assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
     let launched = launch(&mut sandbox.command("probe"));
     let message = format!(
-        "probe: cannot open pidfile {}: it is not a regular file",
+        "probe: cannot open pidfile {}: it is a FIFO, not a regular file",
         sandbox.pidfile().display()
     );
     assert_refused(&sandbox, &launched, &message);
@@ -155,14 +155,14 @@ fn a_huge_pidfile_is_reclaimed() {
 
 #[test]
 fn a_full_descriptor_table() {
-    // 0-2, then /dev/null, the pidfile's directory and the pidfile, the two logs, the
-    // readiness pipe: each limit makes exactly one step run out.
+    // 0-2, then /dev/null, the pidfile's directory and the pidfile, each log's directory
+    // and the log, the readiness pipe: each limit makes exactly one step run out. Each
+    // directory is closed again once its file is open, and the next one takes its number.
     let steps = [
         (4, "cannot open pidfile", Some("probe.pid")), // its directory
         (5, "cannot open pidfile", Some("probe.pid")), // the file in it
-        // The directory is closed again: stdout takes its number, stderr runs out.
-        (6, "cannot open stderr log", Some("stderr.log")),
-        (7, "cannot create the readiness pipe", None),
+        (6, "cannot open stdout log", Some("stdout.log")),
+        (7, "cannot open stderr log", Some("stderr.log")),
         (8, "cannot create the readiness pipe", None),
     ];
     for (limit, what, file) in steps {

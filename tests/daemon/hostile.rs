@@ -30,10 +30,11 @@ fn leaked_descriptors_a_blocked_mask_and_ignored_signals_do_not_reach_the_daemon
     let mut expect = Expect::probe(&sandbox);
     expect.fds.push((7, PathBuf::from("/dev/null")));
     assert_proper_daemon(pid, &expect);
-    // Created 0644 and 0640 whatever the launcher's umask (077 here).
+    // Created 0600 (no other user may lock it) and 0640 whatever the launcher's umask (077
+    // here).
     use std::os::unix::fs::PermissionsExt;
     let mode = |path: PathBuf| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(sandbox.pidfile()), 0o644, "pidfile mode");
+    assert_eq!(mode(sandbox.pidfile()), 0o600, "pidfile mode");
     assert_eq!(mode(sandbox.path("stdout.log")), 0o640, "log mode");
     // SIGTERM was blocked and ignored at launch; the daemon still obeys it.
     signal(pid, libc::SIGTERM);

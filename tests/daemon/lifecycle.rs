@@ -391,7 +391,7 @@ fn stop_does_not_signal_a_pid_that_does_not_hold_the_pidfile() {
     assert_eq!(
         stopped.stderr,
         format!(
-            "lifecycle: pidfile {}: it names pid {}, which does not hold it open; not signalling that process\n",
+            "lifecycle: its pidfile {} is locked by pid {daemon} (lifecycle), but names pid {}, which does not hold it; not signalling any process\n",
             sandbox.pidfile().display(),
             bystander.id()
         )

@@ -72,7 +72,10 @@ fn an_exit_or_a_return_before_ready_is_a_failure() {
     assert_fails(
         &sandbox,
         &manual(&sandbox, "exit"),
-        "the daemon exited before it was ready",
+        &format!(
+            "the daemon exited with status 3 before it was ready (its stderr log {} may say why)\n",
+            sandbox.path("stderr.log").display()
+        ),
     );
     assert_fails(
         &sandbox,
@@ -134,5 +137,10 @@ fn sigterm_while_the_launcher_waits_ends_the_start_cleanly() {
     });
     signal(sandbox.daemon_pid(), libc::SIGTERM);
     let launched = finish(launcher, start);
-    assert_fails(&sandbox, &launched, "the daemon exited before it was ready");
+    // Its SIGTERM handler (shutdown = "exit") removed the pidfile and exited 0.
+    assert_fails(
+        &sandbox,
+        &launched,
+        "the daemon exited with status 0 before it was ready",
+    );
 }

@@ -1,0 +1,263 @@
+//! The checks every file the daemon writes goes through: the pidfile (SPEC §4) and the log
+//! files (§2), at start-up in the launcher and, for the logs, again at each `SIGHUP` reopen in
+//! the daemon.
+//!
+//! A file is opened relative to its directory, which is opened and checked first, so that the
+//! directory checked is the one used. Neither is ever reached through a symbolic link at the
+//! last component (`O_NOFOLLOW`), and neither may be on a pseudo file system (procfs, sysfs,
+//! ...), where "writing a pid" means setting a kernel parameter. A process running as root
+//! refuses more, because a user who can write the directory could otherwise point root's
+//! writes anywhere: a directory anyone may write that has no sticky bit, a file with several
+//! hard links, and a file owned by anyone but root or the daemon's own user.
+//!
+//! Everything here allocates nothing, so that the daemon's `SIGHUP` handler can use it.
+
+use crate::sys::{self, FileId};
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Why a file or its directory was refused. Holds no allocation (the `SIGHUP` handler makes
+/// them); the launcher turns one into a sentence with [`Refusal::into_error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A system call failed with this `errno`.
+    Os(i32),
+    /// Not a regular file (nor a FIFO, where one is accepted); the `S_IFMT` bits.
+    Kind(u32),
+    /// Several hard links, refused as root.
+    Links(u64),
+    /// Owned by this uid, refused as root.
+    Owner(u32),
+    /// The directory may be written by anyone and has no sticky bit, refused as root.
+    OpenDirectory,
+    /// The directory is on this pseudo file system.
+    Pseudo(&'static str),
+    /// A FIFO that no process reads.
+    NoReader,
+}
+
+impl From<io::Error> for Refusal {
+    fn from(error: io::Error) -> Refusal {
+        Refusal::Os(error.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+impl Refusal {
+    /// The sentence after `cannot open pidfile P: `. `what` names the file (`"a pidfile"`,
+    /// `"a log file"`), `owners` who may own it as root.
+    pub(crate) fn into_error(self, what: &str, directory: &Path, owners: &str) -> io::Error {
+        let invalid = |text: String| io::Error::new(io::ErrorKind::InvalidInput, text);
+        match self {
+            Refusal::Os(libc::ELOOP) => invalid(format!(
+                "it is a symbolic link, which is never followed for {what}"
+            )),
+            Refusal::Os(errno) => io::Error::from_raw_os_error(errno),
+            Refusal::Kind(kind) => invalid(format!(
+                "it is {}, not a regular file{}",
+                kind_name(kind),
+                if what == "a log file" { " or a FIFO" } else { "" }
+            )),
+            Refusal::Links(count) => invalid(format!(
+                "it has {count} hard links; refusing it as root"
+            )),
+            Refusal::Owner(uid) => invalid(format!(
+                "it is owned by uid {uid}, not by {owners}; refusing it as root"
+            )),
+            Refusal::OpenDirectory => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "its directory {} may be written by anyone and has no sticky bit; refusing it as root",
+                    directory.display()
+                ),
+            ),
+            Refusal::Pseudo(filesystem) => invalid(format!(
+                "its directory {} is on {filesystem}, a pseudo file system of the kernel, not a place for {what}",
+                directory.display()
+            )),
+            Refusal::NoReader => io::Error::new(
+                io::ErrorKind::NotConnected,
+                "it is a FIFO that no process is reading; start its reader first",
+            ),
+        }
+    }
+}
+
+fn kind_name(kind: u32) -> &'static str {
+    match kind & libc::S_IFMT {
+        libc::S_IFDIR => "a directory",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFLNK => "a symbolic link",
+        _ => "a special file",
+    }
+}
+
+/// The pseudo file systems of Linux that a pidfile or a log must not be on, by the `f_type`
+/// of statfs(2) (linux/magic.h).
+const PSEUDO: &[(u64, &str)] = &[
+    (0x9fa0, "procfs"),
+    (0x6265_6572, "sysfs"),
+    (0x0027_e0eb, "cgroupfs"),
+    (0x6367_7270, "cgroup2fs"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+    (0x6265_6570, "configfs"),
+    (0xcafe_4a11, "bpffs"),
+    (0x6165_676c, "pstore"),
+    (0xde5e_81e4, "efivarfs"),
+    (0xf97c_ff8c, "selinuxfs"),
+    (0x0000_1cd1, "devpts"),
+    (0x4249_4e4d, "binfmt_misc"),
+    (0x6573_5543, "fusectl"),
+];
+
+/// Who opens the file, for the checks that apply to root only.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Opener {
+    /// The process runs as root (effective uid 0).
+    pub(crate) as_root: bool,
+    /// Besides root, the one user that may own the file (the daemon's `user`).
+    pub(crate) owner: libc::uid_t,
+}
+
+impl Opener {
+    /// The current process, for a file that only root may own besides `owner`.
+    pub(crate) fn current(owner: libc::uid_t) -> Opener {
+        Opener {
+            as_root: sys::geteuid() == 0,
+            owner,
+        }
+    }
+}
+
+/// A path split into its directory and its last component, prepared before any fork.
+#[derive(Debug)]
+pub(crate) struct Location {
+    pub(crate) path: PathBuf,
+    pub(crate) directory: PathBuf,
+    pub(crate) c_directory: CString,
+    pub(crate) name: CString,
+}
+
+impl Location {
+    /// Splits `path` (absolute).
+    pub(crate) fn new(path: PathBuf) -> io::Result<Location> {
+        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_owned());
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+            _ => PathBuf::from("/"),
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| invalid("the path has no file name"))?;
+        let nul = || invalid("the path contains a NUL byte");
+        Ok(Location {
+            name: CString::new(name.as_bytes()).map_err(|_| nul())?,
+            c_directory: CString::new(directory.as_os_str().as_bytes()).map_err(|_| nul())?,
+            directory,
+            path,
+        })
+    }
+}
+
+/// An open, checked directory: its descriptor, closed on drop.
+pub(crate) struct Directory(RawFd);
+
+impl Directory {
+    /// Opens `path` as a directory and checks it: not on a pseudo file system, and as root
+    /// not writable by anyone without the sticky bit.
+    pub(crate) fn open(path: &CStr, opener: Opener) -> Result<Directory, Refusal> {
+        let directory = Directory(sys::open(path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?);
+        let filesystem = sys::filesystem_type(directory.0)?;
+        if let Some(&(_, name)) = PSEUDO.iter().find(|(magic, _)| *magic == filesystem) {
+            return Err(Refusal::Pseudo(name));
+        }
+        let mode = sys::fstat(directory.0)?.mode;
+        // Others may write (0o002), and no sticky bit (S_ISVTX, 0o1000 everywhere).
+        if opener.as_root && mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Err(Refusal::OpenDirectory);
+        }
+        Ok(directory)
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl Drop for Directory {
+    fn drop(&mut self) {
+        sys::close(self.0);
+    }
+}
+
+/// Checks a file opened for writing: its kind, and as root its links and owner.
+pub(crate) fn check_file(fd: RawFd, fifo_allowed: bool, opener: Opener) -> Result<FileId, Refusal> {
+    let id = sys::fstat(fd)?;
+    let fifo = id.mode & libc::S_IFMT == libc::S_IFIFO;
+    if !(id.is_regular() || fifo && fifo_allowed) {
+        return Err(Refusal::Kind(id.mode));
+    }
+    if opener.as_root && id.nlink > 1 && !fifo {
+        return Err(Refusal::Links(id.nlink));
+    }
+    if opener.as_root && id.uid != 0 && id.uid != opener.owner {
+        return Err(Refusal::Owner(id.uid));
+    }
+    Ok(id)
+}
+
+/// Opens a log file for append, creating it 0640 if it is missing, with every check of this
+/// module. Returns the descriptor (`O_CLOEXEC`, blocking) and whether this call created the
+/// file. Allocates nothing: the daemon's `SIGHUP` handler calls it.
+pub(crate) fn open_log(
+    directory: &CStr,
+    name: &CStr,
+    opener: Opener,
+) -> Result<(RawFd, bool), Refusal> {
+    let directory = Directory::open(directory, opener)?;
+    // O_NONBLOCK only while opening: a FIFO without a reader fails (ENXIO) instead of
+    // hanging; O_NOFOLLOW: a symbolic link is refused (ELOOP), never followed.
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK | libc::O_NOFOLLOW;
+    let (fd, created) = loop {
+        match sys::openat(
+            directory.fd(),
+            name,
+            flags | libc::O_CREAT | libc::O_EXCL,
+            0o640,
+        ) {
+            Ok(fd) => break (fd, true),
+            Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(error) => return Err(error.into()),
+        }
+        match sys::openat(directory.fd(), name, flags, 0) {
+            Ok(fd) => break (fd, false),
+            // Removed between the two calls: create it again.
+            Err(error) if error.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(error) if error.raw_os_error() == Some(libc::ENXIO) => {
+                return Err(Refusal::NoReader)
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
+    let checked = check_file(fd, true, opener)
+        .and_then(|_| sys::clear_nonblock(fd).map_err(Refusal::from))
+        .and_then(|()| match created {
+            true => sys::fchmod(fd, 0o640).map_err(Refusal::from),
+            false => Ok(()),
+        });
+    if let Err(refusal) = checked {
+        sys::close(fd);
+        if created {
+            let _ = sys::unlinkat(directory.fd(), name);
+        }
+        return Err(refusal);
+    }
+    Ok((fd, created))
+}

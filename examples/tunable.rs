@@ -1,0 +1,118 @@
+//! A daemon for the integration tests, written with the builder and configured by the
+//! environment, so that one binary covers the combinations the hostile-review tests need.
+//!
+//! PROBE_DIR (required) holds the files. PIDFILE (default `${PROBE_DIR}/probe.pid`), STDOUT,
+//! STDERR, WORKDIR, USER: the settings of the same names. READY=manual, SHUTDOWN=graceful,
+//! CONTROL=1, READY_TIMEOUT_MS, STOP_TIMEOUT_SECS: the keys of the same names.
+//!
+//! MODE says what `main` does (before `ready()` where READY=manual):
+//! - unset: prints `up PID`, then `reload N` at each `SIGHUP`, until it is stopped;
+//! - `ready-on-shutdown`: waits for a shutdown request, then calls `ready()` and runs on;
+//! - `worker`: forks a worker (no exec) that runs on, writes its pid to `worker.pid`, then
+//!   calls `ready()` and runs on;
+//! - `worker-then-crash`: like `worker`, then the daemon dies by `SIGKILL` (a crash);
+//! - `worker-then-fail`: forks the worker, then returns an error before `ready()`;
+//! - `exit`: calls `std::process::exit(3)` before `ready()`;
+//! - `killed`: dies by `SIGKILL` before `ready()`;
+//! - `hang`: never calls `ready()`.
+//!
+//! With a MODE, a graceful shutdown request is ignored: only `SIGKILL` ends the daemon.
+
+use daemon_runtime::{Daemon, Ready, Shutdown};
+use std::time::Duration;
+
+fn main() -> Result<(), String> {
+    let var = |name| std::env::var(name).ok();
+    let mut daemon = Daemon::new()
+        .name("tunable")
+        .pidfile(var("PIDFILE").unwrap_or_else(|| "${PROBE_DIR}/probe.pid".into()));
+    if let Some(path) = var("STDOUT") {
+        daemon = daemon.stdout(path);
+    }
+    if let Some(path) = var("STDERR") {
+        daemon = daemon.stderr(path);
+    }
+    if let Some(path) = var("WORKDIR") {
+        daemon = daemon.workdir(path);
+    }
+    if let Some(user) = var("USER_NAME") {
+        daemon = daemon.user(user);
+    }
+    if var("READY").as_deref() == Some("manual") {
+        daemon = daemon.ready(Ready::Manual);
+    }
+    if var("SHUTDOWN").as_deref() == Some("graceful") {
+        daemon = daemon.shutdown(Shutdown::Graceful);
+    }
+    if var("CONTROL").is_some() {
+        daemon = daemon.control(true);
+    }
+    if let Some(ms) = var("READY_TIMEOUT_MS").and_then(|ms| ms.parse().ok()) {
+        daemon = daemon.ready_timeout(Duration::from_millis(ms));
+    }
+    if let Some(secs) = var("STOP_TIMEOUT_SECS").and_then(|secs| secs.parse().ok()) {
+        daemon = daemon.stop_timeout(Duration::from_secs(secs));
+    }
+    daemon.run(|| {
+        println!("up {}", std::process::id());
+        match var("MODE").unwrap_or_default().as_str() {
+            "ready-on-shutdown" => {
+                while !daemon_runtime::shutdown_requested() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                println!("asked to shut down; ready now anyway");
+                daemon_runtime::ready();
+            }
+            "worker" => {
+                fork_worker();
+                daemon_runtime::ready();
+            }
+            "worker-then-crash" => {
+                fork_worker();
+                daemon_runtime::ready();
+                std::thread::sleep(Duration::from_millis(100));
+                // SAFETY: kill with integer arguments only.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            }
+            "worker-then-fail" => {
+                fork_worker();
+                return Err("the worker is up, but the configuration is not".to_owned());
+            }
+            "exit" => std::process::exit(3),
+            // SAFETY: kill with integer arguments only.
+            "killed" => unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            },
+            "hang" => {}
+            _ => daemon_runtime::ready(),
+        }
+        // Runs until it is stopped, saying so at each reload.
+        let mut reloads = 0;
+        loop {
+            if daemon_runtime::wait() == daemon_runtime::Event::Reload {
+                reloads += 1;
+                println!("reload {reloads}");
+            } else if var("MODE").is_none() {
+                return Ok(());
+            } else {
+                // Deaf to the request: only SIGKILL ends it.
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    })
+}
+
+/// Forks a worker that sleeps (as a pre-forking server's would), and writes its pid to
+/// `${PROBE_DIR}/worker.pid`.
+fn fork_worker() {
+    // SAFETY: the daemon has a single thread, so the child is a complete copy.
+    match unsafe { libc::fork() } {
+        0 => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        pid => {
+            let dir = std::env::var("PROBE_DIR").expect("PROBE_DIR");
+            std::fs::write(format!("{dir}/worker.pid"), format!("{pid}\n")).expect("worker.pid");
+        }
+    }
+}
