@@ -127,7 +127,7 @@ impl Daemon {
         self
     }
 
-    /// The pidfile (SPEC §4): created 0644, locked for the daemon's life, holds `PID\n`,
+    /// The pidfile (SPEC §4): created 0600, locked for the daemon's life, holds `PID\n`,
     /// removed at exit. Its lock is what makes a second start say "already running".
     pub fn pidfile(mut self, path: impl Into<PathBuf>) -> Daemon {
         self.pidfile = Some(path.into());
@@ -289,21 +289,32 @@ impl Daemon {
     /// 3. Empties the signal mask and turns every inherited "ignore" back to default
     ///    ([sigaction(2)](https://man7.org/linux/man-pages/man2/sigaction.2.html)); handlers the
     ///    program installed itself (Rust's stack-overflow report on `SIGSEGV`/`SIGBUS`) stay,
-    ///    `SIGPIPE` stays ignored as Rust sets it, and `SIGHUP` is ignored until the daemon is
-    ///    in its own session, so that a terminal hanging up mid-start cannot cut it in half.
-    /// 4. Expands and resolves the paths, checks the working directory, opens `/dev/null` and
-    ///    the log files (`O_APPEND`, created 0640).
-    /// 5. Opens the pidfile (`O_NOFOLLOW`, created 0644, regular files only) and takes its
-    ///    [flock(2)](https://man7.org/linux/man-pages/man2/flock.2.html); a lock held elsewhere
-    ///    is [`Error::AlreadyRunning`]. Once locked, the old content is cleared.
+    ///    `SIGPIPE` stays ignored as Rust sets it, `SIGHUP` is ignored until the daemon is in
+    ///    its own session, so that a terminal hanging up mid-start cannot cut it in half, and
+    ///    `SIGXFSZ` until the pid is written, so that a file size limit is an error. The
+    ///    launcher catches `SIGINT` and `SIGTERM`: a Ctrl-C cancels the start
+    ///    ([`Error::Cancelled`]).
+    /// 4. Expands and resolves the paths, checks the working directory, opens `/dev/null`.
+    /// 5. Opens the pidfile (`O_NOFOLLOW`, created 0600, regular files only, in a directory
+    ///    opened and checked first, never on procfs or sysfs) and takes its
+    ///    [flock(2)](https://man7.org/linux/man-pages/man2/flock.2.html); a live daemon of this
+    ///    service holding it is [`Error::AlreadyRunning`], anything else
+    ///    [`Error::LockedByOther`]. Once locked, the old content is cleared. Then opens the
+    ///    log files (`O_APPEND`, created 0640) with the same checks; a FIFO is accepted; as
+    ///    root, a log with several links or owned by anyone but root or [`user`](Daemon::user)
+    ///    is refused, and so is a log that is the pidfile.
     /// 6. Creates the readiness pipe and forks; the child
     ///    [setsid(2)](https://man7.org/linux/man-pages/man2/setsid.2.html)s, forks again and
-    ///    `_exit`s; the launcher reaps it and waits on the pipe.
-    /// 7. In the daemon: umask, `chdir`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU` ignored, `SIGHUP`
-    ///    handled (reopen the logs, request a reload), `SIGTERM`/`SIGINT` handled (remove the
-    ///    pidfile and `_exit(0)`, or request a graceful shutdown), `RLIMIT_CORE` 0 unless core
-    ///    dumps are allowed, the pidfile removal registered with `atexit`, `PID\n` written
-    ///    into the pidfile, and stdio onto `/dev/null` or the logs.
+    ///    `_exit`s; the launcher reaps it and waits, as a child subreaper, for the daemon's word
+    ///    or its end.
+    /// 7. In the daemon: umask, `chroot` and privileges, `chdir` (as the daemon's user),
+    ///    `SIGTSTP`, `SIGTTIN`, `SIGTTOU` ignored, `SIGHUP` handled (reopen the logs, request a
+    ///    reload), `SIGTERM`/`SIGINT` handled (remove the pidfile and `_exit(0)`, or request a
+    ///    graceful shutdown), `RLIMIT_CORE` 0 unless core dumps are allowed, the pidfile removal
+    ///    registered with `atexit`, a pthread_atfork(3) handler that closes the pidfile and the
+    ///    readiness pipe in processes the daemon forks (so that a worker that outlives it does
+    ///    not keep its lock), `PID\n` written into the pidfile, and stdio onto `/dev/null` or
+    ///    the logs.
     /// 8. Ready at once ([`Ready::Auto`]) or when [`ready()`](crate::ready()) is called.
     ///
     /// A failure in step 7 travels through the pipe; the launcher returns it as the error.
@@ -313,12 +324,14 @@ impl Daemon {
     /// In the launcher (the process that was started), when the daemon could not start: the
     /// process has more than one thread, a path cannot be expanded or opened, the working
     /// directory is missing, another instance holds the pidfile ([`Error::AlreadyRunning`]),
-    /// `fork`/`setsid` fail, a step of the daemon's set-up fails, or the daemon is not ready
-    /// within `ready_timeout`. The launcher returns only once the daemon is gone, and leaves
-    /// no process and no pidfile behind. Log files this start created are removed again when
+    /// `fork`/`setsid` fail, a step of the daemon's set-up fails, the daemon is not ready
+    /// within `ready_timeout`, or a `SIGINT`/`SIGTERM` cancelled the start. The launcher
+    /// returns only once every process of the start (the daemon and whatever it forked) is
+    /// gone, and leaves no pidfile behind. Log files this start created are removed again when
     /// it fails before the fork, and kept when the daemon itself failed (they may say why).
     /// The process state that was changed (descriptors closed, dispositions reset) stays
-    /// changed: the caller is expected to print the error and exit.
+    /// changed: the caller is expected to print the error and exit with
+    /// [`Error::exit_code`].
     pub fn start(self) -> Result<(), Error> {
         self.launch(Detach::Quiet)
     }

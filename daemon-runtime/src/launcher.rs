@@ -87,6 +87,9 @@ pub(crate) struct Watch {
     pidfd: Option<RawFd>,
     exit: Option<Exit>,
     gone: bool,
+    /// Processes of the start reaped before the daemon's pid was known, with how they ended:
+    /// a daemon that said its pid and died at once may be among them.
+    reaped: Vec<(sys::pid_t, Exit)>,
 }
 
 impl Watch {
@@ -98,6 +101,7 @@ impl Watch {
             pidfd: None,
             exit: None,
             gone: false,
+            reaped: Vec::new(),
         }
     }
 
@@ -114,10 +118,7 @@ impl Watch {
     /// The next thing that happens, waiting until `deadline` at most.
     pub(crate) fn next(&mut self, deadline: Instant) -> Outcome {
         loop {
-            if let Some(message) = self.listener.message() {
-                if let Message::Pid(pid) = message {
-                    self.watch(pid);
-                }
+            if let Some(message) = self.message() {
                 return Outcome::Message(message);
             }
             if let Some(signal) = cancelled() {
@@ -126,7 +127,7 @@ impl Watch {
             if self.is_gone() {
                 // What it wrote before it went still counts.
                 self.listener.drain_now();
-                return match self.listener.message() {
+                return match self.message() {
                     Some(message) => Outcome::Message(message),
                     None => Outcome::Gone,
                 };
@@ -159,8 +160,22 @@ impl Watch {
         }
     }
 
+    /// The next message read, after taking note of the daemon's pid.
+    fn message(&mut self) -> Option<Message> {
+        let message = self.listener.message()?;
+        if let Message::Pid(pid) = message {
+            self.watch(pid);
+        }
+        Some(message)
+    }
+
     fn watch(&mut self, pid: sys::pid_t) {
         self.pid = Some(pid);
+        if let Some(&(_, exit)) = self.reaped.iter().find(|(reaped, _)| *reaped == pid) {
+            self.exit = Some(exit);
+            self.gone = true;
+            return;
+        }
         // The daemon is this process's child (the first child has exited and we are its
         // subreaper), so the pid cannot have been reused before we reap it.
         self.pidfd = sys::pidfd_open(pid).ok();
@@ -195,8 +210,10 @@ impl Watch {
     /// Reaps every process of the start that has ended and is this launcher's child.
     fn reap_group(&mut self) {
         while let Ok(Some((pid, exit))) = sys::try_wait(-self.group) {
-            if Some(pid) == self.pid {
-                self.exit = Some(exit);
+            match self.pid {
+                Some(daemon) if daemon == pid => self.exit = Some(exit),
+                Some(_) => {}
+                None => self.reaped.push((pid, exit)),
             }
         }
     }

@@ -61,19 +61,19 @@ pub use crate::readiness::ready;
 ///
 /// | key | value | default | meaning |
 /// |---|---|---|---|
-/// | `pidfile` | path string | none | created 0644, locked for life, `PID\n`, removed at exit |
+/// | `pidfile` | path string | none | created 0600, locked for life, `PID\n`, removed at exit |
 /// | `umask` | integer ≤ `0o777` | `0o022` | the daemon's file-mode creation mask |
 /// | `workdir` | path string | `"/"` | the daemon's working directory (must exist) |
-/// | `stdout`, `stderr` | path string | `/dev/null` | opened for append, created 0640 |
+/// | `stdout`, `stderr` | path string | `/dev/null` | opened for append (a regular file or a FIFO), created 0640 |
 /// | `keep_fds` | `[int, ...]` | `[]` | inherited descriptors that stay open |
 /// | `ready` | `"auto"`, `"manual"` | `"auto"` | `"manual"`: ready when the body calls [`ready()`] |
-/// | `ready_timeout` | seconds | `30` | how long the launcher waits for readiness |
+/// | `ready_timeout` | seconds (at least `0.001`) | `30` | how long the launcher waits for readiness |
 /// | `core_dumps` | bool | `false` | `false` sets `RLIMIT_CORE` to 0 |
 /// | `name` | string | the binary's name | used in the launcher's messages |
 /// | `crate` | path string | `"::daemon_runtime"` | where the runtime is, for re-exporters |
 /// | `shutdown` | `"exit"`, `"graceful"` | `"exit"` | see [`Shutdown`] |
 /// | `control` | bool | `false` | the first argument is a [`ControlCommand`] |
-/// | `stop_timeout` | seconds | `10` | `stop`: `SIGKILL` this long after `SIGTERM` |
+/// | `stop_timeout` | seconds (at least `0.001`) | `10` | `stop`: `SIGKILL` this long after `SIGTERM` |
 /// | `user`, `group` | name or number | unchanged | see [`Daemon::user`], [`Daemon::group`] |
 /// | `chroot` | path string | none | see [`Daemon::chroot`] |
 /// | `detach` | | | planned: a compile error today |

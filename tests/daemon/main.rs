@@ -9,6 +9,7 @@ mod lifecycle;
 mod pidfile;
 mod privileges;
 mod readiness;
+mod review;
 mod startup;
 mod stress;
 mod support;
