@@ -2,16 +2,21 @@
 //! environment, so that one binary covers the combinations the hostile-review tests need.
 //!
 //! PROBE_DIR (required) holds the files. PIDFILE (default `${PROBE_DIR}/probe.pid`), STDOUT,
-//! STDERR, WORKDIR, USER: the settings of the same names. READY=manual, SHUTDOWN=graceful,
+//! STDERR, WORKDIR, USER_NAME (`user`): the settings of the same names. READY=manual, SHUTDOWN=graceful,
 //! CONTROL=1, READY_TIMEOUT_MS, STOP_TIMEOUT_SECS: the keys of the same names.
 //!
 //! MODE says what `main` does (before `ready()` where READY=manual):
 //! - unset: prints `up PID`, then `reload N` at each `SIGHUP`, until it is stopped;
 //! - `ready-on-shutdown`: waits for a shutdown request, then calls `ready()` and runs on;
 //! - `worker`: forks a worker (no exec) that runs on, writes its pid to `worker.pid`, then
-//!   calls `ready()` and runs on;
+//!   calls `ready()` and runs on. The worker opens `worker.log` 16 times (taking the lowest
+//!   free descriptor numbers) and forks a child of its own, which writes `grandchild wrote`
+//!   through each;
 //! - `worker-then-crash`: like `worker`, then the daemon dies by `SIGKILL` (a crash);
 //! - `worker-then-fail`: forks the worker, then returns an error before `ready()`;
+//! - `escaped-worker-then-killed`: forks a worker with a raw clone(2) (so no pthread_atfork
+//!   handler runs: it keeps the pidfile's lock) that leaves the session (setsid), then dies
+//!   by `SIGKILL` before `ready()` (so it cannot remove its pidfile);
 //! - `exit`: calls `std::process::exit(3)` before `ready()`;
 //! - `killed`: dies by `SIGKILL` before `ready()`;
 //! - `hang`: never calls `ready()`.
@@ -78,6 +83,22 @@ fn main() -> Result<(), String> {
                 fork_worker();
                 return Err("the worker is up, but the configuration is not".to_owned());
             }
+            "escaped-worker-then-killed" => {
+                // SAFETY: a raw fork (clone with only SIGCHLD); the daemon has one thread, so
+                // the child is a complete copy. It only calls setsid and sleeps.
+                match unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) } {
+                    0 => {
+                        // SAFETY: no arguments.
+                        unsafe { libc::setsid() };
+                        loop {
+                            std::thread::sleep(Duration::from_secs(3600));
+                        }
+                    }
+                    pid => write_worker_pid(pid as i32),
+                }
+                // SAFETY: kill with integer arguments only.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            }
             "exit" => std::process::exit(3),
             // SAFETY: kill with integer arguments only.
             "killed" => unsafe {
@@ -103,16 +124,42 @@ fn main() -> Result<(), String> {
 }
 
 /// Forks a worker that sleeps (as a pre-forking server's would), and writes its pid to
-/// `${PROBE_DIR}/worker.pid`.
+/// `${PROBE_DIR}/worker.pid`. The worker opens `worker.log` and forks a child that writes
+/// into it: a second generation, whose descriptors the runtime must leave alone.
 fn fork_worker() {
+    let dir = std::env::var("PROBE_DIR").expect("PROBE_DIR");
     // SAFETY: the daemon has a single thread, so the child is a complete copy.
     match unsafe { libc::fork() } {
-        0 => loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        },
-        pid => {
-            let dir = std::env::var("PROBE_DIR").expect("PROBE_DIR");
-            std::fs::write(format!("{dir}/worker.pid"), format!("{pid}\n")).expect("worker.pid");
+        0 => {
+            use std::io::Write;
+            // Sixteen times: they take every free descriptor number up to about 20, the one
+            // the pidfile had in the daemon among them.
+            let path = format!("{dir}/worker.log");
+            let mut logs: Vec<std::fs::File> = (0..16)
+                .map(|_| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .expect("worker.log")
+                })
+                .collect();
+            // SAFETY: the worker has a single thread.
+            if unsafe { libc::fork() } == 0 {
+                for log in &mut logs {
+                    let _ = writeln!(log, "grandchild wrote");
+                }
+                std::process::exit(0);
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
         }
+        pid => write_worker_pid(pid),
     }
+}
+
+fn write_worker_pid(pid: i32) {
+    let dir = std::env::var("PROBE_DIR").expect("PROBE_DIR");
+    std::fs::write(format!("{dir}/worker.pid"), format!("{pid}\n")).expect("worker.pid");
 }

@@ -250,7 +250,7 @@ fn running<'a>(name: &str, pidfile: &'a Path) -> Result<Option<Process<'a>>, i32
 }
 
 fn signal_failed(name: &str, pid: sys::pid_t, error: &io::Error) -> i32 {
-    complain!("{name}: cannot signal pid {pid}: {error}");
+    complain!("{name}: cannot signal pid {pid}: {}", describe(error));
     match error.raw_os_error() {
         Some(libc::EPERM) => lsb::NO_PRIVILEGE,
         _ => lsb::FAILURE,

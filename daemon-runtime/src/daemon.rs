@@ -3,18 +3,18 @@
 use crate::control;
 use crate::error::{Error, PathAction, SystemAction};
 use crate::fds;
-use crate::files::{self, Location, Opener, Refusal};
+use crate::files::{self, Directory, Location, Opener, Refusal};
 use crate::launcher::{self, Outcome, Watch};
 use crate::paths::{self, Cwd};
 use crate::pidfile::{self, Pidfile};
 use crate::privileges::{self, Credentials};
 use crate::readiness::{self, Listener, Message, Notifier};
 use crate::signals::{self, Handling, LogTarget};
-use crate::sys::{self, FileId, Forked};
+use crate::sys::{self, Forked};
 use std::ffi::CString;
 use std::fmt::Debug;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -171,9 +171,10 @@ impl Daemon {
     }
 
     /// How long the launcher waits for readiness before it stops the daemon and exits 1.
-    /// Values above a year are taken as a year.
+    /// Values above a year are taken as a year, below a millisecond as a millisecond (the
+    /// attribute refuses them).
     pub fn ready_timeout(mut self, timeout: Duration) -> Daemon {
-        self.ready_timeout = timeout.min(launcher::MAX_TIMEOUT);
+        self.ready_timeout = timeout.clamp(launcher::MIN_TIMEOUT, launcher::MAX_TIMEOUT);
         self
     }
 
@@ -213,9 +214,10 @@ impl Daemon {
     }
 
     /// How long the `stop` command waits after `SIGTERM` before it sends `SIGKILL`. Values
-    /// above a year are taken as a year.
+    /// above a year are taken as a year, below a millisecond as a millisecond (the attribute
+    /// refuses them).
     pub fn stop_timeout(mut self, timeout: Duration) -> Daemon {
-        self.stop_timeout = timeout.min(launcher::MAX_TIMEOUT);
+        self.stop_timeout = timeout.clamp(launcher::MIN_TIMEOUT, launcher::MAX_TIMEOUT);
         self
     }
 
@@ -363,13 +365,13 @@ impl Daemon {
             });
         }
         // A Ctrl-C from here on cancels the start and leaves nothing behind.
-        launcher::catch_cancel().map_err(signals)?;
+        let saved = launcher::catch_cancel().map_err(signals)?;
         let result = self
             .prepare(credentials)
             .and_then(|(plan, pidfile)| self.detach(plan, pidfile, detach));
         // The daemon comes back here with `Ok`, the launcher only with a failed start.
         if result.is_err() {
-            launcher::release_cancel();
+            launcher::restore_after_failure(&saved);
             let _ = sys::set_child_subreaper(false);
         }
         result
@@ -546,7 +548,6 @@ struct Root {
 struct LogFile {
     fd: RawFd,
     path: PathBuf,
-    id: FileId,
     created: bool,
 }
 
@@ -634,16 +635,11 @@ impl Plan {
         };
         let stdout_at = log(&stdout, PathAction::OpenStdout)?;
         let stderr_at = log(&stderr, PathAction::OpenStderr)?;
-        let target = |at: &Option<Location>| {
-            at.as_ref().map(|at| LogTarget {
-                directory: at.c_directory.clone(),
-                name: at.name.clone(),
-            })
-        };
         let handling = Handling {
             graceful: daemon.shutdown == Shutdown::Graceful,
-            stdout: target(&stdout_at),
-            stderr: target(&stderr_at),
+            stdout: None,
+            stderr: None,
+            directories: Vec::new(),
         };
         Ok(Plan {
             pidfile,
@@ -669,29 +665,62 @@ impl Plan {
     /// undoes what it did.
     fn open_logs(&mut self, pidfile: Option<&Pidfile>) -> Result<(), Error> {
         let owner = self.credentials.as_ref().and_then(Credentials::uid);
+        let opener = Opener::current(owner.unwrap_or(0));
+        let owners = match owner {
+            Some(uid) if uid != 0 => format!("root or the daemon's user (uid {uid})"),
+            _ => "root".to_owned(),
+        };
+        let Some(handling) = self.handling.as_mut() else {
+            return Ok(());
+        };
+        let mut opened: Vec<&Path> = Vec::new();
         for (action, at) in [
             (PathAction::OpenStdout, &self.stdout_at),
             (PathAction::OpenStderr, &self.stderr_at),
         ] {
             let Some(at) = at else { continue };
-            let log = LogFile::open(at, action, owner)?;
-            let fail = |why: String| Error::Path {
+            let failed = |refusal: Refusal| Error::Path {
                 action,
                 path: at.path.clone(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, why),
+                source: refusal.into_error("a log file", &at.directory, &owners),
             };
-            let clash = pidfile.filter(|pidfile| pidfile.id().same_file(log.id));
-            let slot = match action {
-                PathAction::OpenStdout => &mut self.stdout,
-                _ => &mut self.stderr,
+            // One descriptor per directory, kept open in the daemon for the SIGHUP reopen.
+            let directory = match opened.iter().position(|dir| *dir == at.directory) {
+                Some(index) => handling.directories[index].as_raw_fd(),
+                None => {
+                    let directory = Directory::open(&at.directory, opener).map_err(failed)?;
+                    handling.directories.push(directory.into_fd());
+                    opened.push(&at.directory);
+                    handling.directories[opened.len() - 1].as_raw_fd()
+                }
             };
+            let (fd, created, id) = files::open_log(directory, &at.name, opener).map_err(failed)?;
+            let log = LogFile {
+                fd,
+                path: at.path.clone(),
+                created,
+            };
+            let target = Some(LogTarget {
+                directory,
+                name: at.name.clone(),
+            });
             // Stored first, so that `discard` closes it (and removes it if it created it).
-            *slot = Some(log);
-            if let Some(pidfile) = clash {
-                return Err(fail(format!(
-                    "it is the pidfile {}; a log must be another file",
-                    pidfile.path().display()
-                )));
+            match action {
+                PathAction::OpenStdout => (self.stdout, handling.stdout) = (Some(log), target),
+                _ => (self.stderr, handling.stderr) = (Some(log), target),
+            }
+            if let Some(pidfile) = pidfile.filter(|pidfile| pidfile.id().same_file(id)) {
+                return Err(Error::Path {
+                    action,
+                    path: at.path.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "it is the pidfile {}; a log must be another file",
+                            pidfile.path().display()
+                        ),
+                    ),
+                });
             }
         }
         Ok(())
@@ -739,37 +768,6 @@ fn abandon(plan: &mut Plan, pidfile: Option<Pidfile>) {
     plan.discard();
 }
 
-impl LogFile {
-    /// Opens the log at `at` for append, creating it 0640; `owner` is the daemon's user,
-    /// who may own the file besides root.
-    fn open(at: &Location, action: PathAction, owner: Option<u32>) -> Result<LogFile, Error> {
-        let opener = Opener::current(owner.unwrap_or(0));
-        let owners = match owner {
-            Some(uid) if uid != 0 => format!("root or the daemon's user (uid {uid})"),
-            _ => "root".to_owned(),
-        };
-        let failed = |refusal: Refusal| Error::Path {
-            action,
-            path: at.path.clone(),
-            source: refusal.into_error("a log file", &at.directory, &owners),
-        };
-        let (fd, created) = files::open_log(&at.c_directory, &at.name, opener).map_err(failed)?;
-        let id = match sys::fstat(fd) {
-            Ok(id) => id,
-            Err(error) => {
-                sys::close(fd);
-                return Err(failed(error.into()));
-            }
-        };
-        Ok(LogFile {
-            fd,
-            path: at.path.clone(),
-            id,
-            created,
-        })
-    }
-}
-
 fn c_path(path: &Path, action: PathAction) -> Result<CString, Error> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Path {
         action,
@@ -808,6 +806,7 @@ enum Step {
     Gid = 11,
     Uid = 12,
     Verify = 13,
+    ForkHandler = 14,
 }
 
 impl Step {
@@ -846,6 +845,7 @@ impl Step {
             11 => system(SystemAction::SetGid),
             12 => system(SystemAction::SetUid),
             13 => system(SystemAction::VerifyPrivileges),
+            14 => system(SystemAction::ForkHandler),
             _ => system(SystemAction::ExitHandler),
         }
     }
@@ -926,7 +926,7 @@ fn set_up(
     }
     sys::at_exit(pidfile::remove_at_exit).map_err(|error| (Step::ExitHandler, error))?;
     // A process the body forks does not keep the pidfile's lock or the readiness pipe.
-    sys::at_fork_in_child(in_forked_child).map_err(|error| (Step::ExitHandler, error))?;
+    sys::at_fork_in_child(in_forked_child).map_err(|error| (Step::ForkHandler, error))?;
     // Step 9: the pid, while holding the lock. SIGXFSZ is ignored until here (see
     // `signals::reset_for_launch`), so that a file size limit is an error, "File too large".
     pidfile::write_daemon_pid(sys::getpid()).map_err(|error| (Step::WritePid, error))?;

@@ -5,7 +5,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Why the daemon did not start. The launcher prints it as `NAME: {error}` and exits 1.
+/// Why the daemon did not start. The launcher prints it as `NAME: {error}` and exits with
+/// [`Error::exit_code`]: 1, or `128 + signal` when a signal cancelled the start.
 ///
 /// Every variant says what failed and why; the ones that involve a file carry its path, the
 /// ones that come from a system call carry the `errno` as [`io::Error`] (its
@@ -229,6 +230,8 @@ pub enum SystemAction {
     SetUid,
     /// Checking that every id is the target's and that root cannot be regained.
     VerifyPrivileges,
+    /// Registering the handler that closes the pidfile in processes the daemon forks.
+    ForkHandler,
 }
 
 impl fmt::Display for PathAction {
@@ -264,6 +267,9 @@ impl fmt::Display for SystemAction {
             SystemAction::SetGroups => "cannot set the supplementary groups (setgroups)",
             SystemAction::SetGid => "cannot set the group id (setgid)",
             SystemAction::SetUid => "cannot set the user id (setuid)",
+            SystemAction::ForkHandler => {
+                "cannot register the handler that keeps forked processes off the pidfile (pthread_atfork)"
+            }
             SystemAction::VerifyPrivileges => {
                 "privileges were not fully dropped (an id or a group is not the target's, or setuid(0) still works)"
             }

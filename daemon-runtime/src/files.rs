@@ -3,19 +3,23 @@
 //! the daemon.
 //!
 //! A file is opened relative to its directory, which is opened and checked first, so that the
-//! directory checked is the one used. Neither is ever reached through a symbolic link at the
-//! last component (`O_NOFOLLOW`), and neither may be on a pseudo file system (procfs, sysfs,
-//! ...), where "writing a pid" means setting a kernel parameter. A process running as root
-//! refuses more, because a user who can write the directory could otherwise point root's
-//! writes anywhere: a directory anyone may write that has no sticky bit, a file with several
-//! hard links, and a file owned by anyone but root or the daemon's own user.
+//! directory checked is the one used. The file itself is never a symbolic link
+//! (`O_NOFOLLOW`), and the directory may not be on a pseudo file system (procfs, sysfs, ...),
+//! where "writing a pid" means setting a kernel parameter. A process running as root refuses
+//! more, because a user who can change a directory on the way could otherwise point root's
+//! writes anywhere: a symbolic link on the directory's path that a user other than root may
+//! change (root resolves the path one component at a time), a directory anyone may write that
+//! has no sticky bit, a file with several hard links, and a file owned by anyone but root or
+//! the daemon's own user.
 //!
-//! Everything here allocates nothing, so that the daemon's `SIGHUP` handler can use it.
+//! A log's directory stays open in the daemon (`O_PATH`: it grants nothing but opening files
+//! in it), so that the `SIGHUP` reopen looks up no path at all: [`open_log`] allocates
+//! nothing, and the handler calls it.
 
 use crate::sys::{self, FileId};
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +41,9 @@ pub(crate) enum Refusal {
     Pseudo(&'static str),
     /// A FIFO that no process reads.
     NoReader,
+    /// A symbolic link on the directory's path, in a directory a user other than root may
+    /// change, refused as root.
+    UntrustedLink,
 }
 
 impl From<io::Error> for Refusal {
@@ -55,11 +62,15 @@ impl Refusal {
                 "it is a symbolic link, which is never followed for {what}"
             )),
             Refusal::Os(errno) => io::Error::from_raw_os_error(errno),
-            Refusal::Kind(kind) => invalid(format!(
-                "it is {}, not a regular file{}",
+            Refusal::Kind(kind) if what == "a log file" => invalid(format!(
+                "it is {}, not a regular file or a FIFO{}",
                 kind_name(kind),
-                if what == "a log file" { " or a FIFO" } else { "" }
+                match kind & libc::S_IFMT {
+                    libc::S_IFCHR => " (leave the setting out for /dev/null)",
+                    _ => "",
+                }
             )),
+            Refusal::Kind(kind) => invalid(format!("it is {}, not a regular file", kind_name(kind))),
             Refusal::Links(count) => invalid(format!(
                 "it has {count} hard links; refusing it as root"
             )),
@@ -80,6 +91,10 @@ impl Refusal {
             Refusal::NoReader => io::Error::new(
                 io::ErrorKind::NotConnected,
                 "it is a FIFO that no process is reading; start its reader first",
+            ),
+            Refusal::UntrustedLink => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "its path goes through a symbolic link in a directory that a user other than root may change; refusing it as root",
             ),
         }
     }
@@ -141,7 +156,6 @@ impl Opener {
 pub(crate) struct Location {
     pub(crate) path: PathBuf,
     pub(crate) directory: PathBuf,
-    pub(crate) c_directory: CString,
     pub(crate) name: CString,
 }
 
@@ -156,29 +170,38 @@ impl Location {
         let name = path
             .file_name()
             .ok_or_else(|| invalid("the path has no file name"))?;
-        let nul = || invalid("the path contains a NUL byte");
+        let name =
+            CString::new(name.as_bytes()).map_err(|_| invalid("the path contains a NUL byte"))?;
         Ok(Location {
-            name: CString::new(name.as_bytes()).map_err(|_| nul())?,
-            c_directory: CString::new(directory.as_os_str().as_bytes()).map_err(|_| nul())?,
+            name,
             directory,
             path,
         })
     }
 }
 
-/// An open, checked directory: its descriptor, closed on drop.
-pub(crate) struct Directory(RawFd);
+/// An open, checked directory, to open files in.
+#[derive(Debug)]
+pub(crate) struct Directory(OwnedFd);
 
 impl Directory {
-    /// Opens `path` as a directory and checks it: not on a pseudo file system, and as root
-    /// not writable by anyone without the sticky bit.
-    pub(crate) fn open(path: &CStr, opener: Opener) -> Result<Directory, Refusal> {
-        let directory = Directory(sys::open(path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?);
-        let filesystem = sys::filesystem_type(directory.0)?;
+    /// Opens the directory at `path` (absolute) and checks it: not on a pseudo file system,
+    /// and as root, reached through no symbolic link a user other than root may change, and
+    /// not writable by anyone without the sticky bit. In the launcher (it allocates).
+    pub(crate) fn open(path: &Path, opener: Opener) -> Result<Directory, Refusal> {
+        let directory = match opener.as_root {
+            true => Directory(walk(path)?),
+            false => {
+                let c_path = CString::new(path.as_os_str().as_bytes())
+                    .map_err(|_| Refusal::Os(libc::EINVAL))?;
+                Directory(sys::open_directory(None, &c_path, true)?)
+            }
+        };
+        let filesystem = sys::filesystem_type(directory.fd())?;
         if let Some(&(_, name)) = PSEUDO.iter().find(|(magic, _)| *magic == filesystem) {
             return Err(Refusal::Pseudo(name));
         }
-        let mode = sys::fstat(directory.0)?.mode;
+        let mode = sys::fstat(directory.fd())?.mode;
         // Others may write (0o002), and no sticky bit (S_ISVTX, 0o1000 everywhere).
         if opener.as_root && mode & 0o002 != 0 && mode & 0o1000 == 0 {
             return Err(Refusal::OpenDirectory);
@@ -187,14 +210,67 @@ impl Directory {
     }
 
     pub(crate) fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    pub(crate) fn into_fd(self) -> OwnedFd {
         self.0
     }
 }
 
-impl Drop for Directory {
-    fn drop(&mut self) {
-        sys::close(self.0);
+/// The most symbolic links one path may go through (as the kernel's `MAXSYMLINKS`).
+const MAX_LINKS: usize = 40;
+
+/// Opens the directory at `path` one component at a time (`O_NOFOLLOW`), following a
+/// symbolic link only where no user but root may change it: in a directory owned by root that
+/// no group or other may write, or, in a sticky one (like `/tmp`), a link owned by root. So
+/// `/var/run/x` (a link to `/run` in `/var`) works, and a link planted in a directory the
+/// service's user owns does not send root's writes elsewhere.
+fn walk(path: &Path) -> Result<OwnedFd, Refusal> {
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    let push = |pending: &mut Vec<Vec<u8>>, path: &[u8]| {
+        let components: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+        pending.extend(components.into_iter().rev().map(<[u8]>::to_vec));
+    };
+    push(&mut pending, path.as_os_str().as_bytes());
+    let mut dir = sys::open_directory(None, c"/", false)?;
+    let mut links = 0;
+    while let Some(component) = pending.pop() {
+        if component.is_empty() || component == b"." {
+            continue;
+        }
+        let name = CString::new(component).map_err(|_| Refusal::Os(libc::EINVAL))?;
+        let error = match sys::open_directory(Some(dir.as_raw_fd()), &name, false) {
+            Ok(next) => {
+                dir = next;
+                continue;
+            }
+            Err(error) => error,
+        };
+        if !matches!(error.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) {
+            return Err(error.into());
+        }
+        let link = sys::lstat_at(dir.as_raw_fd(), &name)?;
+        if !link.is_symlink() {
+            return Err(error.into());
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            return Err(Refusal::Os(libc::ELOOP));
+        }
+        let parent = sys::fstat(dir.as_raw_fd())?;
+        let only_root_writes = parent.mode & 0o022 == 0;
+        let sticky_root_link = parent.mode & 0o1000 != 0 && link.uid == 0;
+        if parent.uid != 0 || !(only_root_writes || sticky_root_link) {
+            return Err(Refusal::UntrustedLink);
+        }
+        let target = sys::read_link_at(dir.as_raw_fd(), &name)?;
+        if target.first() == Some(&b'/') {
+            dir = sys::open_directory(None, c"/", false)?;
+        }
+        push(&mut pending, &target);
     }
+    Ok(dir)
 }
 
 /// Checks a file opened for writing: its kind, and as root its links and owner.
@@ -213,30 +289,25 @@ pub(crate) fn check_file(fd: RawFd, fifo_allowed: bool, opener: Opener) -> Resul
     Ok(id)
 }
 
-/// Opens a log file for append, creating it 0640 if it is missing, with every check of this
-/// module. Returns the descriptor (`O_CLOEXEC`, blocking) and whether this call created the
-/// file. Allocates nothing: the daemon's `SIGHUP` handler calls it.
+/// Opens the log file `name` in `directory` for append, creating it 0640 if it is missing,
+/// with the checks of [`check_file`]. Returns the descriptor (`O_CLOEXEC`, blocking), whether
+/// this call created the file, and the file. Allocates nothing: the daemon's `SIGHUP` handler
+/// calls it.
 pub(crate) fn open_log(
-    directory: &CStr,
+    directory: RawFd,
     name: &CStr,
     opener: Opener,
-) -> Result<(RawFd, bool), Refusal> {
-    let directory = Directory::open(directory, opener)?;
+) -> Result<(RawFd, bool, FileId), Refusal> {
     // O_NONBLOCK only while opening: a FIFO without a reader fails (ENXIO) instead of
     // hanging; O_NOFOLLOW: a symbolic link is refused (ELOOP), never followed.
     let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK | libc::O_NOFOLLOW;
     let (fd, created) = loop {
-        match sys::openat(
-            directory.fd(),
-            name,
-            flags | libc::O_CREAT | libc::O_EXCL,
-            0o640,
-        ) {
+        match sys::openat(directory, name, flags | libc::O_CREAT | libc::O_EXCL, 0o640) {
             Ok(fd) => break (fd, true),
             Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
             Err(error) => return Err(error.into()),
         }
-        match sys::openat(directory.fd(), name, flags, 0) {
+        match sys::openat(directory, name, flags, 0) {
             Ok(fd) => break (fd, false),
             // Removed between the two calls: create it again.
             Err(error) if error.raw_os_error() == Some(libc::ENOENT) => continue,
@@ -246,18 +317,21 @@ pub(crate) fn open_log(
             Err(error) => return Err(error.into()),
         }
     };
-    let checked = check_file(fd, true, opener)
-        .and_then(|_| sys::clear_nonblock(fd).map_err(Refusal::from))
-        .and_then(|()| match created {
-            true => sys::fchmod(fd, 0o640).map_err(Refusal::from),
-            false => Ok(()),
-        });
-    if let Err(refusal) = checked {
-        sys::close(fd);
+    let checked = check_file(fd, true, opener).and_then(|id| {
+        sys::clear_nonblock(fd)?;
         if created {
-            let _ = sys::unlinkat(directory.fd(), name);
+            sys::fchmod(fd, 0o640)?;
         }
-        return Err(refusal);
+        Ok(id)
+    });
+    match checked {
+        Ok(id) => Ok((fd, created, id)),
+        Err(refusal) => {
+            sys::close(fd);
+            if created {
+                let _ = sys::unlinkat(directory, name);
+            }
+            Err(refusal)
+        }
     }
-    Ok((fd, created))
 }

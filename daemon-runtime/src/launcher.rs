@@ -23,6 +23,9 @@ pub(crate) const GONE_WAIT: Duration = Duration::from_secs(3);
 /// Timeouts above this are taken as this, so that no deadline overflows.
 pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// Timeouts below this are taken as this: the waits count in milliseconds.
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
 /// The signal that cancelled the start (`SIGINT`, `SIGTERM`), or 0.
 static CANCEL: AtomicI32 = AtomicI32::new(0);
 
@@ -34,12 +37,14 @@ extern "C" fn on_cancel(signal: libc::c_int) {
 const CANCELLING: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
 /// Catches `SIGINT` and `SIGTERM` in the launcher, from the start of the launch: a Ctrl-C
-/// cancels the start instead of killing the launcher half-way.
-pub(crate) fn catch_cancel() -> io::Result<()> {
-    for signal in CANCELLING {
-        sys::set_interrupting_handler(signal, on_cancel)?;
-    }
-    Ok(())
+/// cancels the start instead of killing the launcher half-way. Returns what they were, for
+/// [`restore_after_failure`].
+pub(crate) fn catch_cancel() -> io::Result<Vec<sys::SavedAction>> {
+    CANCEL.store(0, Ordering::SeqCst);
+    CANCELLING
+        .iter()
+        .map(|&signal| sys::set_interrupting_handler(signal, on_cancel))
+        .collect()
 }
 
 /// Blocks them until the wait, which unblocks them only while it sleeps (ppoll(2)): a
@@ -48,12 +53,28 @@ pub(crate) fn defer_cancel() -> io::Result<()> {
     sys::block_signals(&CANCELLING)
 }
 
-/// Back to the defaults, in the first child, or in a launcher that returns an error.
+/// In the first child: `SIGINT` and `SIGTERM` back to their defaults, then nothing blocked
+/// (a child inherits no pending signal).
 pub(crate) fn release_cancel() {
     for signal in CANCELLING {
         let _ = sys::set_disposition(signal, sys::Disposition::Default);
     }
     let _ = sys::unblock_all_signals();
+}
+
+/// In a launcher whose start failed, before [`Daemon::start`](crate::Daemon::start) returns
+/// the error: nothing blocked (a signal that came while blocked runs the cancel handler now,
+/// not a default action that would kill the launcher before it says why), then `SIGINT` and
+/// `SIGTERM` as the program had them, and `SIGHUP` and `SIGXFSZ` (ignored during the launch)
+/// back to their defaults.
+pub(crate) fn restore_after_failure(saved: &[sys::SavedAction]) {
+    let _ = sys::unblock_all_signals();
+    for (signal, saved) in CANCELLING.iter().zip(saved) {
+        let _ = sys::restore_action(*signal, saved);
+    }
+    for signal in [libc::SIGHUP, libc::SIGXFSZ] {
+        let _ = sys::set_disposition(signal, sys::Disposition::Default);
+    }
 }
 
 /// The signal that cancelled the start, if one came.
@@ -187,8 +208,9 @@ impl Watch {
             return true;
         }
         self.gone = match self.pid {
-            Some(pid) => match sys::try_wait(pid) {
-                Ok(Some((_, exit))) => {
+            // Not reaped yet: a zombie keeps the process group's number from being reused.
+            Some(pid) => match sys::peek_exit(pid) {
+                Ok(Some(exit)) => {
                     self.exit = Some(exit);
                     true
                 }
@@ -235,6 +257,8 @@ impl Watch {
             let left = deadline.saturating_duration_since(Instant::now());
             let _ = self.sleep(left);
         }
+        // The group's number is safe to signal: its first member, the daemon, is at worst a
+        // zombie not reaped yet. What left the group (setsid) is not reached.
         let _ = sys::kill(-self.group, libc::SIGKILL);
         if let Some(pid) = self.pid.filter(|_| !self.gone) {
             let _ = sys::kill(pid, libc::SIGKILL); // in case it left the group

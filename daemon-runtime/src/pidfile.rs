@@ -71,7 +71,7 @@ impl Pidfile {
         };
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| refused(Refusal::Os(libc::EINVAL)))?;
-        let directory = Directory::open(&location.c_directory, opener).map_err(refused)?;
+        let directory = Directory::open(&location.directory, opener).map_err(refused)?;
         // A daemon that exits unlinks its pidfile while still holding the lock, so a file we
         // opened may be gone from the path by the time we hold its lock; such a lock guards
         // nothing, and we start over with whatever the path names now.
@@ -173,6 +173,7 @@ impl Pidfile {
     /// Makes this the pidfile that [`remove_at_exit`] removes. Called once, in the daemon.
     pub(crate) fn keep_until_exit(self) {
         OWNER.store(sys::getpid(), Ordering::SeqCst);
+        INHERITED.store(self.fd, Ordering::SeqCst);
         let _ = DAEMON_PIDFILE.set(self);
     }
 }
@@ -192,11 +193,17 @@ impl Pidfile {
 /// In a process the daemon forks (pthread_atfork(3)'s child handler): closes the child's copy
 /// of the pidfile's descriptor, so that a worker that outlives the daemon does not keep the
 /// lock, which would make the service look running, or unstartable. Async-signal-safe.
+/// The descriptor is taken out of [`INHERITED`] once: a worker that forks again must not
+/// close, in its own child, a descriptor that has the number since.
 pub(crate) fn forget_in_child() {
-    if let Some(pidfile) = DAEMON_PIDFILE.get() {
-        sys::close(pidfile.fd);
+    let fd = INHERITED.swap(-1, Ordering::SeqCst);
+    if fd >= 0 {
+        sys::close(fd);
     }
 }
+
+/// The daemon's pidfile descriptor, for [`forget_in_child`] in the processes it forks.
+static INHERITED: AtomicI32 = AtomicI32::new(-1);
 
 impl Drop for Pidfile {
     fn drop(&mut self) {
@@ -344,23 +351,23 @@ fn holder(fd: RawFd, id: FileId) -> Holder {
     }
 }
 
-/// Whether process `pid` holds a lock on the file `id`, from `/proc/PID/fd` and
-/// `/proc/PID/fdinfo`; `None` where they cannot be read (another user's process).
+/// Whether process `pid` holds a lock on the file `id`, from `/proc/PID/fdinfo`, which lists
+/// the locks of each open file as `lock:\t1: FLOCK  ADVISORY  WRITE 42 fe:00:1234 0 EOF`
+/// (matched by the inode number: the device is spelt as the kernel keeps it, not always as
+/// stat(2) reports it). No open file is looked at (a hung network mount cannot hang this).
+/// `None` where `/proc` cannot tell (another user's process, no `/proc`).
 pub(crate) fn holds_lock(pid: u32, id: FileId) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let proc_works = Path::new("/proc/self/fdinfo").exists();
-    if proc_works && !Path::new(&format!("/proc/{pid}")).exists() {
+    if matches!(sys::kill(pid as sys::pid_t, 0), Err(error) if error.raw_os_error() == Some(libc::ESRCH))
+    {
         return Some(false); // no such process
     }
-    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let inode = format!(":{} ", id.ino);
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
     Some(entries.flatten().any(|entry| {
-        let same = std::fs::metadata(entry.path())
-            .is_ok_and(|open| open.dev() == id.dev && open.ino() == id.ino);
-        same && std::fs::read_to_string(format!(
-            "/proc/{pid}/fdinfo/{}",
-            entry.file_name().to_string_lossy()
-        ))
-        .is_ok_and(|info| info.lines().any(|line| line.starts_with("lock:")))
+        std::fs::read_to_string(entry.path()).is_ok_and(|info| {
+            info.lines()
+                .any(|line| line.starts_with("lock:") && line.contains(&inode))
+        })
     }))
 }
 
@@ -488,7 +495,10 @@ pub(crate) fn parse_pid(content: &[u8]) -> Option<u32> {
         return None; // no newline yet: the writer may be mid-way
     }
     let text = std::str::from_utf8(line).ok()?;
-    text.parse().ok().filter(|&pid| pid > 0)
+    // A pid is a positive `pid_t`: larger numbers would turn negative, a process group.
+    text.parse()
+        .ok()
+        .filter(|&pid| pid > 0 && pid <= i32::MAX as u32)
 }
 
 fn format_pid(pid: sys::pid_t, buf: &mut [u8; 24]) -> usize {

@@ -6,7 +6,7 @@ use crate::pidfile;
 use crate::sys::{self, Disposition};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::OnceLock;
 
 /// Step 2, in the launcher: an empty signal mask, and every inherited "ignore" back to
@@ -50,12 +50,15 @@ pub(crate) struct Handling {
     /// The log files SIGHUP reopens onto descriptors 1 and 2.
     pub(crate) stdout: Option<LogTarget>,
     pub(crate) stderr: Option<LogTarget>,
+    /// The logs' directories (`O_PATH`), kept open so that the reopen looks up no path.
+    pub(crate) directories: Vec<OwnedFd>,
 }
 
-/// A log file's directory and name, prepared before the fork.
+/// A log file: its directory, open for the daemon's whole life (a descriptor of
+/// [`Handling::directories`]), and its name in it.
 #[derive(Debug)]
 pub(crate) struct LogTarget {
-    pub(crate) directory: CString,
+    pub(crate) directory: RawFd,
     pub(crate) name: CString,
 }
 
@@ -111,7 +114,7 @@ extern "C" fn on_hangup(_signal: libc::c_int) {
 /// file: better than losing the output. Async-signal-safe.
 fn reopen(log: &LogTarget, target: RawFd) {
     let opener = Opener::current(sys::geteuid());
-    if let Ok((fd, _)) = files::open_log(&log.directory, &log.name, opener) {
+    if let Ok((fd, _, _)) = files::open_log(log.directory, &log.name, opener) {
         let _ = sys::dup2(fd, target);
         sys::close(fd);
     }

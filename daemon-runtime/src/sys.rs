@@ -168,6 +168,10 @@ impl FileId {
         self.mode & libc::S_IFMT == libc::S_IFDIR
     }
 
+    pub(crate) fn is_symlink(self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFLNK
+    }
+
     pub(crate) fn same_file(self, other: FileId) -> bool {
         self.dev == other.dev && self.ino == other.ino
     }
@@ -700,6 +704,32 @@ pub(crate) fn try_wait(pid: pid_t) -> io::Result<Option<(pid_t, Exit)>> {
     Ok(Some((reaped, exit)))
 }
 
+/// waitid(2) with `WNOWAIT`: how a child ended, leaving it a zombie (so that its pid, and the
+/// process group it is in, cannot be reused while the launcher still signals the group).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn peek_exit(pid: pid_t) -> io::Result<Option<Exit>> {
+    // SAFETY: an all-zero siginfo_t is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: `info` is valid for one write.
+    cvt_retry(|| unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) })?;
+    // SAFETY: waitid filled `info` for a child that ended; with WNOHANG and none, si_pid is 0
+    // (it was zeroed).
+    let (who, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if who == 0 {
+        return Ok(None);
+    }
+    Ok(Some(match info.si_code {
+        libc::CLD_EXITED => Exit::Code(status),
+        _ => Exit::Signal(status),
+    }))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn peek_exit(pid: pid_t) -> io::Result<Option<Exit>> {
+    try_wait(pid).map(|reaped| reaped.map(|(_, exit)| exit))
+}
+
 /// poll(2) on up to two descriptors, with `signals` unblocked only while it waits (ppoll(2)
 /// where the system has it): returns which of them are readable. `Err(Interrupted)` when a
 /// signal handler ran.
@@ -756,21 +786,39 @@ pub(crate) fn block_signals(signals: &[libc::c_int]) -> io::Result<()> {
     }
 }
 
+/// A signal's disposition as it was, to put back with [`restore_action`].
+pub(crate) struct SavedAction(libc::sigaction);
+
+impl std::fmt::Debug for SavedAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SavedAction")
+    }
+}
+
 /// sigaction(2) without `SA_RESTART`, so that a blocking call the handler interrupts
-/// returns `EINTR`.
+/// returns `EINTR`. Returns the disposition it replaced.
 pub(crate) fn set_interrupting_handler(
     signal: libc::c_int,
     handler: extern "C" fn(libc::c_int),
-) -> io::Result<()> {
+) -> io::Result<SavedAction> {
     // SAFETY: an all-zero `struct sigaction` is a valid value (no handler, no flags).
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = handler as libc::sighandler_t;
-    // SAFETY: `sa_mask` is a valid `sigset_t` to fill; then `action` is complete. The handler
-    // is async-signal-safe (it only stores an atomic).
+    let mut old = MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: `sa_mask` is a valid `sigset_t` to fill; then `action` is complete, and `old`
+    // is valid for one write. The handler is async-signal-safe (it only stores an atomic).
     unsafe {
         libc::sigfillset(&mut action.sa_mask);
-        cvt(libc::sigaction(signal, &action, std::ptr::null_mut())).map(drop)
+        cvt(libc::sigaction(signal, &action, old.as_mut_ptr()))?;
     }
+    // SAFETY: sigaction succeeded, so it filled `old`.
+    Ok(SavedAction(unsafe { old.assume_init() }))
+}
+
+/// sigaction(2): puts back a disposition [`set_interrupting_handler`] replaced.
+pub(crate) fn restore_action(signal: libc::c_int, saved: &SavedAction) -> io::Result<()> {
+    // SAFETY: `saved` is a complete sigaction the kernel returned.
+    cvt(unsafe { libc::sigaction(signal, &saved.0, std::ptr::null_mut()) }).map(drop)
 }
 
 /// pthread_atfork(3) with only a handler for the child.
@@ -787,4 +835,61 @@ pub(crate) fn at_fork_in_child(handler: unsafe extern "C" fn()) -> io::Result<()
 pub(crate) fn unlinkat(dir: RawFd, name: &CStr) -> io::Result<()> {
     // SAFETY: `name` is NUL-terminated.
     cvt(unsafe { libc::unlinkat(dir, name.as_ptr(), 0) }).map(drop)
+}
+
+/// The flags for a directory descriptor used only to open files in it: `O_PATH` where the
+/// system has it (it grants no reading of the directory itself).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const DIRECTORY_ONLY: libc::c_int = libc::O_PATH | libc::O_DIRECTORY;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const DIRECTORY_ONLY: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY;
+
+/// openat(2) of a directory, as a descriptor to open files in (`O_PATH`), relative to `dir`
+/// (or the working directory); with `follow` false, a symbolic link is not followed (it
+/// fails with `ENOTDIR` or `ELOOP`).
+pub(crate) fn open_directory(
+    dir: Option<RawFd>,
+    name: &CStr,
+    follow: bool,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    let fd = openat(
+        dir.unwrap_or(libc::AT_FDCWD),
+        name,
+        DIRECTORY_ONLY | nofollow,
+        0,
+    )?;
+    // SAFETY: openat just returned this descriptor, and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// fstatat(2) with `AT_SYMLINK_NOFOLLOW`: the entry `name` of `dir` itself.
+pub(crate) fn lstat_at(dir: RawFd, name: &CStr) -> io::Result<FileId> {
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `name` is NUL-terminated and `stat` is valid for one `struct stat`.
+    cvt(unsafe {
+        libc::fstatat(
+            dir,
+            name.as_ptr(),
+            stat.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded, so it filled `stat`.
+    Ok(FileId::from_stat(unsafe { stat.assume_init_ref() }))
+}
+
+/// readlinkat(2): the target of the symbolic link `name` in `dir`.
+pub(crate) fn read_link_at(dir: RawFd, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `name` is NUL-terminated; `buf` is valid for writes of its length.
+    let len =
+        cvt(unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })?
+            as usize;
+    if len == buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(len);
+    Ok(buf)
 }

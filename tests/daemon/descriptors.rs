@@ -62,7 +62,11 @@ fn count(trace: &str, call: &str) -> usize {
 fn close_range_closes_everything_in_a_few_calls() {
     let sandbox = Sandbox::new("close-range");
     let (trace, fds, limit) = traced_start(&sandbox, &[]);
-    assert_eq!(fds.len(), 4, "0, 1, 2 and the pidfile: {fds:?}");
+    assert_eq!(
+        fds.len(),
+        5,
+        "0, 1, 2, the pidfile, the logs' directory: {fds:?}"
+    );
     let ranges = count(&trace, "close_range(");
     let closes = count(&trace, "close(");
     assert!(
@@ -79,7 +83,11 @@ fn close_range_closes_everything_in_a_few_calls() {
 fn without_close_range_the_open_descriptors_are_listed_not_looped_over() {
     let sandbox = Sandbox::new("no-close-range");
     let (trace, fds, limit) = traced_start(&sandbox, &["-e", "inject=close_range:error=ENOSYS"]);
-    assert_eq!(fds.len(), 4, "0, 1, 2 and the pidfile: {fds:?}");
+    assert_eq!(
+        fds.len(),
+        5,
+        "0, 1, 2, the pidfile, the logs' directory: {fds:?}"
+    );
     assert!(
         trace.contains("(INJECTED)"),
         "the fault was not injected:\n{trace}"

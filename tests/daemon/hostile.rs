@@ -62,7 +62,11 @@ fn a_descriptor_near_a_huge_limit_is_closed() {
     launch(&mut command).assert_started();
     let pid = sandbox.daemon_pid();
     let fds = fds(pid);
-    assert_eq!(fds.len(), 4, "0, 1, 2 and the pidfile only: {fds:?}");
+    assert_eq!(
+        fds.len(),
+        5,
+        "0, 1, 2, the pidfile and the logs' directory only: {fds:?}"
+    );
 }
 
 #[test]

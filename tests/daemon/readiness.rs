@@ -30,8 +30,9 @@ fn the_launcher_returns_only_once_ready_is_called() {
     );
     let pid = sandbox.daemon_pid();
     assert!(is_alive(pid));
-    // Readiness pipe closed after ready(): only 0, 1, 2 and the pidfile remain.
-    assert_eq!(fds(pid).len(), 4, "{:?}", fds(pid));
+    // Readiness pipe closed after ready(): only 0, 1, 2, the pidfile and the stderr log's
+    // directory remain.
+    assert_eq!(fds(pid).len(), 5, "{:?}", fds(pid));
 }
 
 #[test]

@@ -101,7 +101,7 @@ fn a_log_path_the_services_user_controls_cannot_point_roots_writes_elsewhere() {
     assert_refused(
         &sandbox,
         &launched,
-        "cannot open stdout log /dev/zero: it is a character device, not a regular file or a FIFO",
+        "cannot open stdout log /dev/zero: it is a character device, not a regular file or a FIFO (leave the setting out for /dev/null)",
     );
 
     // The user's own file, as logrotate's `create 0640 nobody nogroup` leaves it: taken.
@@ -727,5 +727,105 @@ fn status_words_its_errors_as_the_launcher_does() {
             "tunable: cannot open pidfile {}: Not a directory\n",
             pidfile.display()
         )
+    );
+}
+
+// Found by the review of these fixes.
+
+#[test]
+fn a_symbolic_link_on_a_log_directorys_path_is_followed_only_where_only_root_may_change_it() {
+    if !running_as_root(
+        "a_symbolic_link_on_a_log_directorys_path_is_followed_only_where_only_root_may_change_it",
+    ) {
+        return;
+    }
+    let (nobody, nogroup, _) = ids_of("nobody");
+    let sandbox = Sandbox::new("log-dir-link");
+    // Where root's writes must not go: a root-only directory.
+    let elsewhere = sandbox.path("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
+    // The service's home, which its user owns: it can replace `logs` with a link.
+    let home = sandbox.path("home");
+    fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(nobody), Some(nogroup)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, home.join("logs")).unwrap();
+    let log = home.join("logs/out.log");
+    let launched = launch(tunable(&sandbox).env("STDOUT", &log));
+    assert_refused(
+        &sandbox,
+        &launched,
+        &format!(
+            "cannot open stdout log {}: its path goes through a symbolic link in a directory that a user other than root may change; refusing it as root",
+            log.display()
+        ),
+    );
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "written through"
+    );
+    // The pidfile goes through the same walk.
+    let launched = launch(tunable(&sandbox).env("PIDFILE", home.join("logs/x.pid")));
+    assert_eq!(launched.code(), Some(1), "{launched:?}");
+    assert!(launched
+        .stderr
+        .contains("its path goes through a symbolic link"));
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "written through"
+    );
+    // A link only root may change (like /var/run -> /run) is followed.
+    let trusted = sandbox.path("trusted");
+    fs::create_dir(&trusted).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, trusted.join("logs")).unwrap();
+    let log = trusted.join("logs/out.log");
+    launch(tunable(&sandbox).env("STDOUT", &log)).assert_started();
+    assert_eq!(fds(sandbox.daemon_pid())[&1], elsewhere.join("out.log"));
+}
+
+#[test]
+fn a_worker_that_forks_again_keeps_its_descriptors() {
+    let sandbox = Sandbox::new("second-generation");
+    launch(tunable(&sandbox).env("MODE", "worker")).assert_started();
+    // The worker's child writes through the 16 descriptors the worker opened; one of them
+    // has the number the pidfile had, which the fork handler must not close again.
+    wait_until("the grandchild wrote 16 lines", GONE_TIMEOUT, || {
+        fs::read_to_string(sandbox.path("worker.log"))
+            .is_ok_and(|log| log.lines().filter(|l| *l == "grandchild wrote").count() == 16)
+    });
+}
+
+#[test]
+fn a_pidfile_still_locked_after_a_failed_start_is_left_in_place() {
+    let sandbox = Sandbox::new("escaped-holder");
+    // A worker made with a raw clone (no fork handler runs) keeps the pidfile's lock and
+    // leaves the session, out of reach of the launcher's clean-up; the daemon is then killed
+    // (it cannot remove its pidfile).
+    let launched = launch(
+        tunable(&sandbox)
+            .env("READY", "manual")
+            .env("MODE", "escaped-worker-then-killed"),
+    );
+    assert_eq!(launched.code(), Some(1), "{launched:?}");
+    assert!(
+        launched
+            .stderr
+            .starts_with("tunable: the daemon was killed by SIGKILL before it was ready"),
+        "{launched:?}"
+    );
+    let worker = read_pid(&sandbox.path("worker.pid"));
+    assert!(is_alive(worker));
+    // Unlinking it would let a second start lock a new file beside the holder: it stays.
+    assert!(sandbox.pidfile().exists(), "a locked pidfile was removed");
+    assert!(is_locked(&sandbox.pidfile()));
+    let status = launch(tunable(&sandbox).env("CONTROL", "1").arg("status"));
+    assert_eq!(status.code(), Some(4), "{status:?}");
+    assert!(
+        status
+            .stderr
+            .contains(&format!("is locked by pid {worker} (tunable)")),
+        "{status:?}"
     );
 }

@@ -97,6 +97,7 @@ fn the_builder_by_hand_starts_the_same_daemon() {
         &Expect {
             umask: "0022",
             fds: vec![(0, null.clone()), (1, null.clone()), (2, null)],
+            log_dirs: vec![],
             ..Expect::probe(&sandbox)
         },
     );

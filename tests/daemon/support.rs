@@ -563,6 +563,9 @@ pub struct Expect {
     /// Descriptor → target for 0, 1, 2 and any kept descriptor.
     pub fds: Vec<(RawFd, PathBuf)>,
     pub pidfile: PathBuf,
+    /// The directories of the log files, which the daemon keeps open (`O_PATH`) to reopen
+    /// the logs on SIGHUP.
+    pub log_dirs: Vec<PathBuf>,
     /// Sessions the daemon must not be in (the test's, the launcher's).
     pub foreign_sessions: Vec<i32>,
 }
@@ -580,6 +583,7 @@ impl Expect {
                 (2, sandbox.path("stderr.log")),
             ],
             pidfile: sandbox.pidfile(),
+            log_dirs: vec![sandbox.dir.clone()],
             foreign_sessions: vec![own_session()],
         }
     }
@@ -643,6 +647,15 @@ pub fn assert_proper_daemon(pid: i32, expect: &Expect) {
         "the daemon should hold the pidfile open once: {actual:?}"
     );
     actual.remove(&pidfile_fds[0]);
+    for dir in &expect.log_dirs {
+        let held: Vec<RawFd> = actual
+            .iter()
+            .filter(|(fd, target)| *target == dir && **fd > 2)
+            .map(|(fd, _)| *fd)
+            .collect();
+        assert_eq!(held.len(), 1, "log directory {dir:?} held once: {actual:?}");
+        actual.remove(&held[0]);
+    }
     let expected: BTreeMap<RawFd, PathBuf> = expect.fds.iter().cloned().collect();
     assert_eq!(actual, expected, "open descriptors besides the pidfile");
 
