@@ -1,14 +1,15 @@
 //! SPEC §8: the control commands of `control = true`, with the LSB init-script exit codes.
 
-use crate::daemon::Daemon;
+use crate::builder::Daemon;
 use crate::error::{describe, holders_text, LockHolder};
 use crate::output::{complain, say};
 use crate::paths::{self, Cwd};
 use crate::pidfile::{self, Probe};
 use crate::sys;
+use crate::sys::Signal;
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -178,7 +179,7 @@ fn reload(name: &str, pidfile: &Path) -> i32 {
         }
         Err(code) => return code,
     };
-    match process.signal(libc::SIGHUP) {
+    match process.signal(Signal::SIGHUP) {
         Ok(()) => {
             say!("{name}: reloading (pid {})", process.pid);
             lsb::SUCCESS
@@ -200,14 +201,14 @@ fn stop(name: &str, pidfile: &Path, timeout: Duration) -> i32 {
     };
     let pid = process.pid;
     let start = Instant::now();
-    if let Err(error) = process.signal(libc::SIGTERM) {
+    if let Err(error) = process.signal(Signal::SIGTERM) {
         return signal_failed(name, pid, &error);
     }
     if process.wait_gone(timeout) {
         say!("{name}: stopped (pid {pid})");
         return lsb::SUCCESS;
     }
-    let _ = process.signal(libc::SIGKILL);
+    let _ = process.signal(Signal::SIGKILL);
     if process.wait_gone(Duration::from_secs(5)) {
         // Killed, it could not remove its pidfile; nobody holds the lock now.
         pidfile::remove_stale(pidfile);
@@ -273,7 +274,7 @@ fn wait_unlocked(pidfile: &Path, timeout: Duration) -> bool {
 /// else through its pidfile's lock, which its exit releases.
 struct Process<'a> {
     pid: sys::pid_t,
-    pidfd: Option<RawFd>,
+    pidfd: Option<OwnedFd>,
     pidfile: &'a Path,
 }
 
@@ -344,16 +345,16 @@ impl<'a> Process<'a> {
         Ok(None)
     }
 
-    fn signal(&self, signal: libc::c_int) -> io::Result<()> {
-        match self.pidfd {
-            Some(pidfd) => sys::pidfd_send_signal(pidfd, signal),
-            None => sys::kill(self.pid, signal),
+    fn signal(&self, signal: Signal) -> io::Result<()> {
+        match &self.pidfd {
+            Some(pidfd) => sys::pidfd_send_signal(pidfd.as_fd(), signal),
+            None => sys::kill(self.pid, Some(signal)),
         }
     }
 
     /// Waits until the process has exited, at most `timeout`.
     fn wait_gone(&self, timeout: Duration) -> bool {
-        let Some(pidfd) = self.pidfd else {
+        let Some(pidfd) = &self.pidfd else {
             // Without pidfds: the lock, which the kernel releases while the process exits,
             // a moment before it is a zombie.
             return wait_unlocked(self.pidfile, timeout);
@@ -362,19 +363,11 @@ impl<'a> Process<'a> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = left.as_millis().min(i32::MAX as u128) as i32;
-            match sys::wait_readable(pidfd, ms) {
+            match sys::wait_readable(pidfd.as_fd(), ms) {
                 Ok(gone) => return gone,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,
             }
-        }
-    }
-}
-
-impl Drop for Process<'_> {
-    fn drop(&mut self) {
-        if let Some(pidfd) = self.pidfd {
-            sys::close(pidfd);
         }
     }
 }

@@ -9,15 +9,16 @@
 //! not lost, since the flags are looked at after the pipe exists.
 
 use crate::sys;
-use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
-static WAKE_WRITE: AtomicI32 = AtomicI32::new(-1);
-static WAKE_READ: OnceLock<Option<RawFd>> = OnceLock::new();
+/// The self-pipe (read end, write end), made once and never closed. The handlers only
+/// `get` it: a lock-free load, which is async-signal-safe.
+static WAKE: OnceLock<Option<(OwnedFd, OwnedFd)>> = OnceLock::new();
 
 /// Something the daemon was asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +94,7 @@ pub fn events_fd() -> Option<BorrowedFd<'static>> {
     if !HANDLED.load(Ordering::SeqCst) {
         return None;
     }
-    // SAFETY: the self-pipe's read end is created once and never closed.
-    wake_read().map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+    wake_read()
 }
 
 /// Whether this process installed the handlers (it is a daemon started by this crate).
@@ -106,12 +106,10 @@ pub(crate) fn handlers_installed() {
 }
 
 /// The self-pipe's read end, created on first use; `None` if it could not be.
-fn wake_read() -> Option<RawFd> {
-    *WAKE_READ.get_or_init(|| {
-        let (read_end, write_end) = sys::pipe_nonblocking().ok()?;
-        WAKE_WRITE.store(write_end, Ordering::SeqCst);
-        Some(read_end)
-    })
+fn wake_read() -> Option<BorrowedFd<'static>> {
+    WAKE.get_or_init(|| sys::pipe_nonblocking().ok())
+        .as_ref()
+        .map(|(read_end, _)| read_end.as_fd())
 }
 
 /// From a signal handler: a shutdown was asked for.
@@ -127,17 +125,16 @@ pub(crate) fn request_reload() {
 }
 
 fn wake() {
-    let fd: RawFd = WAKE_WRITE.load(Ordering::SeqCst);
-    if fd >= 0 {
+    if let Some(Some((_, write_end))) = WAKE.get() {
         // A full pipe already wakes the reader: EAGAIN is fine.
-        let _ = sys::write_all(fd, b"!");
+        let _ = sys::write_all(write_end.as_fd(), b"!");
     }
 }
 
 fn drain() {
-    let Some(fd) = WAKE_READ.get().copied().flatten() else {
+    let Some(Some((read_end, _))) = WAKE.get() else {
         return;
     };
     let mut buf = [0u8; 64];
-    while matches!(sys::read(fd, &mut buf), Ok(n) if n > 0) {}
+    while matches!(sys::read(read_end.as_fd(), &mut buf), Ok(n) if n > 0) {}
 }

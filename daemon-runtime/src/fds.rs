@@ -5,7 +5,8 @@
 //! when both are missing does a loop run, bounded by the soft limit and by [`LOOP_BOUND`].
 
 use crate::sys;
-use std::os::fd::RawFd;
+use nix::fcntl::OFlag;
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, RawFd};
 
 /// The most descriptors the last-resort loop visits.
 const LOOP_BOUND: u64 = 65_536;
@@ -16,13 +17,15 @@ pub(crate) fn ensure_standard_open() -> std::io::Result<()> {
     for fd in 0..=2 {
         if !sys::is_open(fd) {
             // The lowest free number is taken: `fd` itself, since the lower ones are open.
-            let opened = sys::open(c"/dev/null", libc::O_RDWR, 0)?;
-            if opened != fd {
-                sys::dup2(opened, fd)?;
-                sys::close(opened);
+            let opened = sys::open(c"/dev/null", OFlag::O_RDWR, 0)?;
+            if opened.as_raw_fd() != fd {
+                sys::dup_onto_standard(opened.as_fd(), fd)?;
+            } else {
+                // A standard descriptor must survive exec; from here on it is the process's
+                // descriptor `fd`, owned by no value.
+                sys::set_inheritable(opened.as_fd())?;
+                let _ = opened.into_raw_fd();
             }
-            // A standard descriptor must survive exec.
-            sys::set_inheritable(fd)?;
         }
     }
     Ok(())
@@ -42,13 +45,16 @@ pub(crate) fn close_inherited(keep: &[RawFd]) -> std::io::Result<()> {
     }
     if let Some(open) = listed_descriptors() {
         for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
-            sys::close(fd as RawFd);
+            // SAFETY: inherited descriptors: no value of this process owns them (this runs
+            // before the runtime opens anything).
+            unsafe { sys::close_unowned(fd as RawFd) };
         }
         return Ok(());
     }
     let bound = sys::open_files_limit().min(LOOP_BOUND) as u32;
     for fd in (3..bound).filter(|fd| !keep.contains(fd)) {
-        sys::close(fd as RawFd);
+        // SAFETY: as above.
+        unsafe { sys::close_unowned(fd as RawFd) };
     }
     Ok(())
 }
@@ -56,13 +62,17 @@ pub(crate) fn close_inherited(keep: &[RawFd]) -> std::io::Result<()> {
 /// close_range over `3..` minus `keep` (sorted): one call per gap.
 fn close_gaps(keep: &[u32]) -> std::io::Result<()> {
     let mut first = 3u32;
-    for &kept in keep {
-        if kept > first {
-            sys::close_range(first, kept - 1)?;
+    // SAFETY: every descriptor above 2 not kept is inherited, owned by no value of this
+    // process (this runs before the runtime opens anything).
+    unsafe {
+        for &kept in keep {
+            if kept > first {
+                sys::close_range(first, kept - 1)?;
+            }
+            first = kept + 1;
         }
-        first = kept + 1;
+        sys::close_range(first, u32::MAX)
     }
-    sys::close_range(first, u32::MAX)
 }
 
 /// The open descriptors, from `/proc/self/fd` (Linux) or `/dev/fd` (macOS, where it lists

@@ -16,10 +16,12 @@
 //! in it), so that the `SIGHUP` reopen looks up no path at all: [`open_log`] allocates
 //! nothing, and the handler calls it.
 
+use crate::paths;
 use crate::sys::{self, FileId};
+use nix::fcntl::OFlag;
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -170,8 +172,7 @@ impl Location {
         let name = path
             .file_name()
             .ok_or_else(|| invalid("the path has no file name"))?;
-        let name =
-            CString::new(name.as_bytes()).map_err(|_| invalid("the path contains a NUL byte"))?;
+        let name = paths::c_string(Path::new(name))?;
         Ok(Location {
             name,
             directory,
@@ -192,8 +193,7 @@ impl Directory {
         let directory = match opener.as_root {
             true => Directory(walk(path)?),
             false => {
-                let c_path = CString::new(path.as_os_str().as_bytes())
-                    .map_err(|_| Refusal::Os(libc::EINVAL))?;
+                let c_path = paths::c_string(path)?;
                 Directory(sys::open_directory(None, &c_path, true)?)
             }
         };
@@ -209,8 +209,8 @@ impl Directory {
         Ok(directory)
     }
 
-    pub(crate) fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 
     pub(crate) fn into_fd(self) -> OwnedFd {
@@ -240,7 +240,7 @@ fn walk(path: &Path) -> Result<OwnedFd, Refusal> {
             continue;
         }
         let name = CString::new(component).map_err(|_| Refusal::Os(libc::EINVAL))?;
-        let error = match sys::open_directory(Some(dir.as_raw_fd()), &name, false) {
+        let error = match sys::open_directory(Some(dir.as_fd()), &name, false) {
             Ok(next) => {
                 dir = next;
                 continue;
@@ -250,7 +250,7 @@ fn walk(path: &Path) -> Result<OwnedFd, Refusal> {
         if !matches!(error.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) {
             return Err(error.into());
         }
-        let link = sys::lstat_at(dir.as_raw_fd(), &name)?;
+        let link = sys::lstat_at(dir.as_fd(), &name)?;
         if !link.is_symlink() {
             return Err(error.into());
         }
@@ -258,13 +258,13 @@ fn walk(path: &Path) -> Result<OwnedFd, Refusal> {
         if links > MAX_LINKS {
             return Err(Refusal::Os(libc::ELOOP));
         }
-        let parent = sys::fstat(dir.as_raw_fd())?;
+        let parent = sys::fstat(dir.as_fd())?;
         let only_root_writes = parent.mode & 0o022 == 0;
         let sticky_root_link = parent.mode & 0o1000 != 0 && link.uid == 0;
         if parent.uid != 0 || !(only_root_writes || sticky_root_link) {
             return Err(Refusal::UntrustedLink);
         }
-        let target = sys::read_link_at(dir.as_raw_fd(), &name)?;
+        let target = sys::read_link_at(dir.as_fd(), &name)?;
         if target.first() == Some(&b'/') {
             dir = sys::open_directory(None, c"/", false)?;
         }
@@ -274,7 +274,11 @@ fn walk(path: &Path) -> Result<OwnedFd, Refusal> {
 }
 
 /// Checks a file opened for writing: its kind, and as root its links and owner.
-pub(crate) fn check_file(fd: RawFd, fifo_allowed: bool, opener: Opener) -> Result<FileId, Refusal> {
+pub(crate) fn check_file(
+    fd: BorrowedFd,
+    fifo_allowed: bool,
+    opener: Opener,
+) -> Result<FileId, Refusal> {
     let id = sys::fstat(fd)?;
     let fifo = id.mode & libc::S_IFMT == libc::S_IFIFO;
     if !(id.is_regular() || fifo && fifo_allowed) {
@@ -294,15 +298,16 @@ pub(crate) fn check_file(fd: RawFd, fifo_allowed: bool, opener: Opener) -> Resul
 /// this call created the file, and the file. Allocates nothing: the daemon's `SIGHUP` handler
 /// calls it.
 pub(crate) fn open_log(
-    directory: RawFd,
+    directory: BorrowedFd,
     name: &CStr,
     opener: Opener,
-) -> Result<(RawFd, bool, FileId), Refusal> {
+) -> Result<(OwnedFd, bool, FileId), Refusal> {
     // O_NONBLOCK only while opening: a FIFO without a reader fails (ENXIO) instead of
     // hanging; O_NOFOLLOW: a symbolic link is refused (ELOOP), never followed.
-    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK | libc::O_NOFOLLOW;
+    let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW;
+    let create = flags | OFlag::O_CREAT | OFlag::O_EXCL;
     let (fd, created) = loop {
-        match sys::openat(directory, name, flags | libc::O_CREAT | libc::O_EXCL, 0o640) {
+        match sys::openat(directory, name, create, 0o640) {
             Ok(fd) => break (fd, true),
             Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
             Err(error) => return Err(error.into()),
@@ -317,17 +322,17 @@ pub(crate) fn open_log(
             Err(error) => return Err(error.into()),
         }
     };
-    let checked = check_file(fd, true, opener).and_then(|id| {
-        sys::clear_nonblock(fd)?;
+    let checked = check_file(fd.as_fd(), true, opener).and_then(|id| {
+        sys::clear_nonblock(fd.as_fd())?;
         if created {
-            sys::fchmod(fd, 0o640)?;
+            sys::fchmod(fd.as_fd(), 0o640)?;
         }
         Ok(id)
     });
     match checked {
         Ok(id) => Ok((fd, created, id)),
         Err(refusal) => {
-            sys::close(fd);
+            drop(fd);
             if created {
                 let _ = sys::unlinkat(directory, name);
             }

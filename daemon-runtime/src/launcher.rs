@@ -1,5 +1,7 @@
-//! The launcher's side of SPEC §3 step 12: after the fork, wait for the daemon's word, its
-//! end, the deadline, or a Ctrl-C; and when the start fails, make sure nothing of it is left.
+//! The launcher: the process that was started. It runs SPEC §3 in order ([`launch`]): the
+//! process-wide resets, the [`Plan`](crate::prepare::Plan), the fork, and then step 12: it
+//! waits for the daemon's word, its end, the deadline, or a Ctrl-C; and when the start fails,
+//! it makes sure nothing of it is left.
 //!
 //! Whether the daemon is gone is learnt from the process, never from the readiness pipe (a
 //! daemon that becomes ready closes the pipe too). The launcher is a child subreaper while it
@@ -9,12 +11,213 @@
 //! of the start (the daemon and what it forked) is in the session and process group the first
 //! child created, whose id is the first child's pid: a failed start kills that group.
 
-use crate::readiness::{Listener, Message};
-use crate::sys::{self, Exit};
+use crate::builder::Daemon;
+use crate::child;
+use crate::error::{Error, SystemAction};
+use crate::fds;
+use crate::output::say;
+use crate::pidfile::{self, Pidfile};
+use crate::prepare::{self, Plan};
+use crate::privileges::Credentials;
+use crate::readiness::{Listener, Message, Notifier};
+use crate::signals;
+use crate::sys::Signal;
+use crate::sys::{self, Exit, Forked};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
+
+/// How [`launch`] runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Detach {
+    /// Double fork; the launcher exits 0 silently once ready (plain `#[daemon]`).
+    Quiet,
+    /// Double fork; the launcher says `NAME: started (pid N)` (the `start` command).
+    Announce,
+    /// No fork: this process is the daemon (the `run` command).
+    Foreground,
+}
+
+/// Runs the start-up sequence. Returns `Ok(())` only in the daemon (or, in the foreground,
+/// in this process), set up; the launcher exits 0 as soon as the daemon is ready, and returns
+/// an error only once nothing of the start is left.
+pub(crate) fn launch(daemon: &Daemon, detach: Detach) -> Result<(), Error> {
+    if let Some(count) = prepare::thread_count().filter(|&count| count > 1) {
+        return Err(Error::Threads { count });
+    }
+    let descriptors = |source| Error::System {
+        action: SystemAction::CloseDescriptors,
+        source,
+    };
+    fds::ensure_standard_open().map_err(descriptors)?;
+    // Before the descriptors are closed: a user database lookup may open sockets (nscd,
+    // sssd) that must not live on in the daemon.
+    let credentials = Credentials::resolve(daemon.user.as_deref(), daemon.group.as_deref())?;
+    fds::close_inherited(&daemon.keep_fds).map_err(descriptors)?;
+    let signals = |source| Error::System {
+        action: SystemAction::Signals,
+        source,
+    };
+    signals::reset_for_launch().map_err(signals)?;
+    if detach == Detach::Foreground {
+        let (mut plan, pidfile) = prepare::prepare(daemon, credentials)?;
+        return child::set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
+            pidfile::remove_at_exit();
+            step.error(error.raw_os_error().unwrap_or(0), &plan)
+        });
+    }
+    // A Ctrl-C from here on cancels the start and leaves nothing behind.
+    let saved = catch_cancel().map_err(signals)?;
+    let result = prepare::prepare(daemon, credentials)
+        .and_then(|(plan, pidfile)| fork_and_wait(daemon, plan, pidfile, detach));
+    // The daemon comes back here with `Ok`, the launcher only with a failed start.
+    if result.is_err() {
+        restore_after_failure(&saved);
+        let _ = sys::set_child_subreaper(false);
+    }
+    result
+}
+
+/// Steps 5 to 12 in the launcher: fork, then wait for the daemon's word. Returns `Ok` only
+/// in the daemon; the launcher exits 0 once the daemon is ready, or returns the error once
+/// nothing of the start is left.
+fn fork_and_wait(
+    daemon: &Daemon,
+    mut plan: Plan,
+    pidfile: Option<Pidfile>,
+    detach: Detach,
+) -> Result<(), Error> {
+    if let Some(signal) = cancelled() {
+        plan.abandon(pidfile);
+        return Err(Error::Cancelled { signal, pid: None });
+    }
+    // Whatever the program printed and left in Rust's stdout buffer would otherwise be
+    // written twice: by the launcher at exit, and by the daemon.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let (read_end, write_end) = match sys::pipe_cloexec() {
+        Ok(pipe) => pipe,
+        Err(source) => {
+            plan.abandon(pidfile);
+            return Err(Error::System {
+                action: SystemAction::ReadinessPipe,
+                source,
+            });
+        }
+    };
+    // A subreaper, so that the daemon becomes our child once the first child exits.
+    if let Err(source) = defer_cancel().and_then(|()| sys::set_child_subreaper(true)) {
+        plan.abandon(pidfile);
+        return Err(Error::System {
+            action: SystemAction::Signals,
+            source,
+        });
+    }
+    // SAFETY: `launch` checked that this process has a single thread; the child runs only
+    // `child::become_daemon`, which keeps to that module's rule.
+    match unsafe { sys::fork() } {
+        Err(source) => {
+            plan.abandon(pidfile);
+            Err(Error::System {
+                action: SystemAction::Fork,
+                source,
+            })
+        }
+        Ok(Forked::Child) => {
+            drop(read_end);
+            release_cancel();
+            child::become_daemon(&mut plan, pidfile, Notifier::new(write_end));
+            Ok(())
+        }
+        Ok(Forked::Parent(first_child)) => {
+            drop(write_end);
+            // The first child leaves right after the second fork: reap it, no zombie.
+            let _ = sys::wait_child(first_child);
+            let watch = Watch::new(Listener::new(read_end), first_child);
+            let result = await_readiness(watch, daemon.ready_timeout, &plan, pidfile);
+            plan.close();
+            match result {
+                Ok(pid) => {
+                    if detach == Detach::Announce {
+                        say!("{}: started (pid {pid})", daemon.display_name());
+                    }
+                    std::process::exit(0)
+                }
+                Err(error) => Err(error),
+            }
+        }
+    }
+}
+
+/// The launcher's side of step 12: wait for the daemon's word, or its end, or the deadline,
+/// or a Ctrl-C. On failure it returns only once every process of the start is gone (so that
+/// "exit 1" also means "nothing left running"), and removes the pidfile only if nobody holds
+/// its lock any more: a lock on a file no longer at the path would let a second instance
+/// start beside a process that still holds the old one.
+fn await_readiness(
+    mut watch: Watch,
+    timeout: Duration,
+    plan: &Plan,
+    pidfile: Option<Pidfile>,
+) -> Result<sys::pid_t, Error> {
+    let deadline = Instant::now() + timeout.min(MAX_TIMEOUT);
+    let pid = |watch: &Watch| watch.pid().map(|pid| pid as u32);
+    let (error, ask) = loop {
+        match watch.next(deadline) {
+            Outcome::Message(Message::Pid(_)) => {}
+            Outcome::Message(Message::Ready) => {
+                // The daemon's own descriptor keeps the lock.
+                drop(pidfile);
+                return Ok(watch.pid().unwrap_or(0));
+            }
+            Outcome::Message(Message::StepFailed { step, errno }) => {
+                break (step.error(errno, plan), false)
+            }
+            Outcome::Message(Message::Failed(message)) => break (Error::Main { message }, false),
+            Outcome::Message(Message::Garbage(tag)) => {
+                let error = Error::Main {
+                    message: format!("unexpected message on the readiness pipe (tag {tag})"),
+                };
+                break (error, true);
+            }
+            Outcome::Gone => {
+                let error = Error::ExitedBeforeReady {
+                    exit: watch.exit(),
+                    stderr_log: plan.stderr_path.clone(),
+                };
+                break (error, false);
+            }
+            Outcome::TimedOut => {
+                let error = Error::NotReady {
+                    timeout,
+                    pid: pid(&watch),
+                };
+                break (error, true);
+            }
+            Outcome::Cancelled(signal) => {
+                let error = Error::Cancelled {
+                    signal,
+                    pid: pid(&watch),
+                };
+                break (error, true);
+            }
+            Outcome::Failed(source) => {
+                let error = Error::System {
+                    action: SystemAction::ReadinessWait,
+                    source,
+                };
+                break (error, true);
+            }
+        }
+    };
+    watch.end_all(ask);
+    if let Some(pidfile) = pidfile {
+        let (path, id) = (pidfile.path().to_owned(), pidfile.id());
+        drop(pidfile); // our own copy holds the lock too
+        pidfile::remove_if_unlocked(&path, Some(id), GONE_WAIT);
+    }
+    Err(error)
+}
 
 /// How long the launcher waits for a daemon it stopped, or that failed, to be gone before it
 /// kills what is left with `SIGKILL`.
@@ -34,7 +237,7 @@ extern "C" fn on_cancel(signal: libc::c_int) {
 }
 
 /// The signals that cancel a start.
-const CANCELLING: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+const CANCELLING: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
 
 /// Catches `SIGINT` and `SIGTERM` in the launcher, from the start of the launch: a Ctrl-C
 /// cancels the start instead of killing the launcher half-way. Returns what they were, for
@@ -43,7 +246,7 @@ pub(crate) fn catch_cancel() -> io::Result<Vec<sys::SavedAction>> {
     CANCEL.store(0, Ordering::SeqCst);
     CANCELLING
         .iter()
-        .map(|&signal| sys::set_interrupting_handler(signal, on_cancel))
+        .map(|&signal| sys::set_disposition(signal, sys::Disposition::Handler(on_cancel), false))
         .collect()
 }
 
@@ -57,7 +260,7 @@ pub(crate) fn defer_cancel() -> io::Result<()> {
 /// (a child inherits no pending signal).
 pub(crate) fn release_cancel() {
     for signal in CANCELLING {
-        let _ = sys::set_disposition(signal, sys::Disposition::Default);
+        let _ = sys::set_disposition(signal, sys::Disposition::Default, true);
     }
     let _ = sys::unblock_all_signals();
 }
@@ -72,8 +275,8 @@ pub(crate) fn restore_after_failure(saved: &[sys::SavedAction]) {
     for (signal, saved) in CANCELLING.iter().zip(saved) {
         let _ = sys::restore_action(*signal, saved);
     }
-    for signal in [libc::SIGHUP, libc::SIGXFSZ] {
-        let _ = sys::set_disposition(signal, sys::Disposition::Default);
+    for signal in [Signal::SIGHUP, Signal::SIGXFSZ] {
+        let _ = sys::set_disposition(signal, sys::Disposition::Default, true);
     }
 }
 
@@ -105,7 +308,7 @@ pub(crate) struct Watch {
     /// The first child's pid: the id of the new session and process group.
     group: sys::pid_t,
     pid: Option<sys::pid_t>,
-    pidfd: Option<RawFd>,
+    pidfd: Option<OwnedFd>,
     exit: Option<Exit>,
     gone: bool,
     /// Processes of the start reaped before the daemon's pid was known, with how they ended:
@@ -173,7 +376,8 @@ impl Watch {
             false => left.min(Duration::from_millis(5)),
         };
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        match sys::wait_either([self.listener.fd(), self.pidfd], ms) {
+        let pidfd = self.pidfd.as_ref().map(AsFd::as_fd);
+        match sys::wait_either([self.listener.fd(), pidfd], ms) {
             Ok([true, _]) => self.listener.read_some(),
             Ok(_) => Ok(()),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(()),
@@ -216,14 +420,14 @@ impl Watch {
                 }
                 Ok(None) => false,
                 // Not our child (no subreaper on this system): ask the pidfd, or the kernel.
-                Err(_) => match self.pidfd {
-                    Some(pidfd) => matches!(sys::wait_readable(pidfd, 0), Ok(true)),
-                    None => is_missing(sys::kill(pid, 0)),
+                Err(_) => match &self.pidfd {
+                    Some(pidfd) => matches!(sys::wait_readable(pidfd.as_fd(), 0), Ok(true)),
+                    None => is_missing(sys::kill(pid, None)),
                 },
             },
             None => {
                 self.reap_group();
-                is_missing(sys::kill(-self.group, 0))
+                is_missing(sys::kill(-self.group, None))
             }
         };
         self.gone
@@ -248,8 +452,8 @@ impl Watch {
     pub(crate) fn end_all(&mut self, ask: bool) {
         if ask {
             let _ = match self.pid {
-                Some(pid) => sys::kill(pid, libc::SIGTERM),
-                None => sys::kill(-self.group, libc::SIGTERM),
+                Some(pid) => sys::kill(pid, Some(Signal::SIGTERM)),
+                None => sys::kill(-self.group, Some(Signal::SIGTERM)),
             };
         }
         let deadline = Instant::now() + GONE_WAIT;
@@ -259,26 +463,18 @@ impl Watch {
         }
         // The group's number is safe to signal: its first member, the daemon, is at worst a
         // zombie not reaped yet. What left the group (setsid) is not reached.
-        let _ = sys::kill(-self.group, libc::SIGKILL);
+        let _ = sys::kill(-self.group, Some(Signal::SIGKILL));
         if let Some(pid) = self.pid.filter(|_| !self.gone) {
-            let _ = sys::kill(pid, libc::SIGKILL); // in case it left the group
+            let _ = sys::kill(pid, Some(Signal::SIGKILL)); // in case it left the group
         }
         let deadline = Instant::now() + GONE_WAIT;
         loop {
             self.reap_group();
-            let group_gone = is_missing(sys::kill(-self.group, 0));
+            let group_gone = is_missing(sys::kill(-self.group, None));
             if (group_gone && self.is_gone()) || Instant::now() >= deadline {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if let Some(pidfd) = self.pidfd {
-            sys::close(pidfd);
         }
     }
 }

@@ -23,8 +23,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod builder;
+mod child;
 mod control;
-mod daemon;
 mod error;
 mod events;
 mod fds;
@@ -33,13 +34,14 @@ mod launcher;
 mod output;
 mod paths;
 mod pidfile;
+mod prepare;
 mod privileges;
 mod readiness;
 mod signals;
 mod sys;
 
+pub use crate::builder::{Daemon, MainOutput, Ready, Shutdown};
 pub use crate::control::ControlCommand;
-pub use crate::daemon::{Daemon, MainOutput, Ready, Shutdown};
 pub use crate::error::{Error, Exit, LockHolder, PathAction, SystemAction};
 pub use crate::events::{
     events_fd, reload_requested, shutdown_requested, wait, wait_timeout, Event,

@@ -2,9 +2,17 @@
 //! environment, then resolution of relative paths against the launch directory.
 
 use crate::error::{Error, SystemAction};
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+/// The path as a C string, for the system calls: the one place a NUL byte in a path is
+/// refused.
+pub(crate) fn c_string(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"))
+}
 
 /// Expands `template` and makes it absolute against `cwd`.
 ///

@@ -7,11 +7,12 @@
 
 use crate::error::{Error, LockHolder, PathAction};
 use crate::files::{self, Directory, Location, Opener, Refusal};
+use crate::paths;
 use crate::sys::{self, FileId};
+use nix::fcntl::OFlag;
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::RawFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::OnceLock;
@@ -23,7 +24,7 @@ const PID_WAIT: Duration = Duration::from_secs(3);
 /// An open, locked pidfile.
 #[derive(Debug)]
 pub(crate) struct Pidfile {
-    fd: RawFd,
+    fd: OwnedFd,
     path: PathBuf,
     c_path: CString,
     id: FileId,
@@ -69,8 +70,8 @@ impl Pidfile {
                 refusal.into_error("a pidfile", &location.directory, "root"),
             )
         };
-        let c_path = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| refused(Refusal::Os(libc::EINVAL)))?;
+        let c_path =
+            paths::c_string(&path).map_err(|error| failed(PathAction::OpenPidfile, error))?;
         let directory = Directory::open(&location.directory, opener).map_err(refused)?;
         // A daemon that exits unlinks its pidfile while still holding the lock, so a file we
         // opened may be gone from the path by the time we hold its lock; such a lock guards
@@ -78,18 +79,12 @@ impl Pidfile {
         for _ in 0..100 {
             let (fd, created) = open_or_create(&directory, &location.name)
                 .map_err(|error| refused(Refusal::from(error)))?;
-            let id = match files::check_file(fd, false, opener) {
-                Ok(id) => id,
-                Err(refusal) => {
-                    sys::close(fd);
-                    return Err(refused(refusal));
-                }
-            };
-            match lock_contended(fd) {
+            let id = files::check_file(fd.as_fd(), false, opener).map_err(refused)?;
+            match lock_contended(fd.as_fd()) {
                 Ok(true) => {}
                 Ok(false) => {
-                    let holder = holder(fd, id);
-                    sys::close(fd);
+                    let holder = holder(fd.as_fd(), id);
+                    drop(fd);
                     match holder {
                         Holder::Daemon(pid) => {
                             return Err(Error::AlreadyRunning {
@@ -108,10 +103,7 @@ impl Pidfile {
                         Holder::Nobody => continue,
                     }
                 }
-                Err(error) => {
-                    sys::close(fd);
-                    return Err(failed(PathAction::LockPidfile, error));
-                }
+                Err(error) => return Err(failed(PathAction::LockPidfile, error)),
             }
             let pidfile = Pidfile {
                 fd,
@@ -122,7 +114,7 @@ impl Pidfile {
             if !matches!(sys::lstat(&c_path), Ok(now) if now.same_file(id)) {
                 continue; // dropping `pidfile` closes it
             }
-            if let Err(error) = sys::ftruncate(pidfile.fd, 0) {
+            if let Err(error) = sys::ftruncate(pidfile.fd.as_fd(), 0) {
                 pidfile.remove();
                 return Err(Error::Path {
                     action: PathAction::WritePidfile,
@@ -133,7 +125,7 @@ impl Pidfile {
             // Owner-only (an earlier version made it 0644). A file we may not change the mode
             // of (another user's, as that user's launcher could lock it) stays as it is.
             if created || id.mode & 0o077 != 0 {
-                let _ = sys::fchmod(pidfile.fd, 0o600);
+                let _ = sys::fchmod(pidfile.fd.as_fd(), 0o600);
             }
             return Ok(pidfile);
         }
@@ -145,8 +137,8 @@ impl Pidfile {
     fn write_pid(&self, pid: sys::pid_t) -> io::Result<()> {
         let mut buf = [0u8; 24];
         let len = format_pid(pid, &mut buf);
-        sys::pwrite_start(self.fd, &buf[..len])?;
-        sys::ftruncate(self.fd, len)
+        sys::pwrite_start(self.fd.as_fd(), &buf[..len])?;
+        sys::ftruncate(self.fd.as_fd(), len)
     }
 
     /// Removes the pidfile if the path still names the file we locked (same device and
@@ -159,13 +151,13 @@ impl Pidfile {
         match sys::lstat(&self.c_path) {
             Ok(now) if now.same_file(self.id) => {
                 if sys::unlink(&self.c_path).is_err() {
-                    let _ = sys::ftruncate(self.fd, 0);
+                    let _ = sys::ftruncate(self.fd.as_fd(), 0);
                 }
             }
             // The path names another file now, or cannot be looked at any more: our own file,
             // wherever it is, is emptied through the descriptor.
             Ok(_) | Err(_) => {
-                let _ = sys::ftruncate(self.fd, 0);
+                let _ = sys::ftruncate(self.fd.as_fd(), 0);
             }
         }
     }
@@ -173,7 +165,7 @@ impl Pidfile {
     /// Makes this the pidfile that [`remove_at_exit`] removes. Called once, in the daemon.
     pub(crate) fn keep_until_exit(self) {
         OWNER.store(sys::getpid(), Ordering::SeqCst);
-        INHERITED.store(self.fd, Ordering::SeqCst);
+        INHERITED.store(self.fd.as_raw_fd(), Ordering::SeqCst);
         let _ = DAEMON_PIDFILE.set(self);
     }
 }
@@ -198,18 +190,15 @@ impl Pidfile {
 pub(crate) fn forget_in_child() {
     let fd = INHERITED.swap(-1, Ordering::SeqCst);
     if fd >= 0 {
-        sys::close(fd);
+        // SAFETY: in a forked child the pidfile's `OwnedFd` (in `DAEMON_PIDFILE`, never
+        // dropped) is never used: every use checks `OWNER`, the daemon's pid. Its number is
+        // closed here once (the swap), before the child can open anything that reuses it.
+        unsafe { sys::close_unowned(fd) };
     }
 }
 
 /// The daemon's pidfile descriptor, for [`forget_in_child`] in the processes it forks.
 static INHERITED: AtomicI32 = AtomicI32::new(-1);
-
-impl Drop for Pidfile {
-    fn drop(&mut self) {
-        sys::close(self.fd);
-    }
-}
 
 /// Removes the daemon's pidfile, once, and only in the daemon itself (not in a process it
 /// forked). Registered with `atexit` (normal return, `Err`, a panic that unwinds out of
@@ -229,10 +218,10 @@ pub(crate) extern "C" fn remove_at_exit() {
 /// `flock(LOCK_EX | LOCK_NB)`, tried again for a moment while it is held: `status`, `stop`
 /// and `reload` take a shared lock for an instant to look, and a start at that instant must
 /// not conclude "already running".
-fn lock_contended(fd: RawFd) -> io::Result<bool> {
+fn lock_contended(fd: BorrowedFd) -> io::Result<bool> {
     let deadline = Instant::now() + Duration::from_millis(100);
     loop {
-        match sys::try_lock_exclusive(fd)? {
+        match sys::try_lock(fd, true)? {
             true => return Ok(true),
             false if Instant::now() >= deadline => return Ok(false),
             false => std::thread::sleep(Duration::from_millis(5)),
@@ -268,22 +257,18 @@ pub(crate) enum Probe {
 /// Looks at the pidfile without creating or changing it. The lock is tested with a shared
 /// lock taken and dropped at once, which conflicts only with the daemon's exclusive one.
 pub(crate) fn probe(path: &Path) -> Probe {
-    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-        return Probe::Unknown(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path contains a NUL byte",
-        ));
+    let c_path = match paths::c_string(path) {
+        Ok(c_path) => c_path,
+        Err(error) => return Probe::Unknown(error),
     };
-    let fd = match sys::open(
-        &c_path,
-        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-        0,
-    ) {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+    let fd = match sys::open(&c_path, flags, 0) {
         Ok(fd) => fd,
         Err(error) if error.raw_os_error() == Some(libc::ENOENT) => return Probe::Absent,
         Err(error) => return Probe::Unknown(explain(error)),
     };
-    let probe = match sys::fstat(fd) {
+    let fd = fd.as_fd();
+    match sys::fstat(fd) {
         Ok(id) if !id.is_regular() => Probe::Unknown(io::Error::new(
             io::ErrorKind::InvalidInput,
             "it is not a regular file",
@@ -292,8 +277,8 @@ pub(crate) fn probe(path: &Path) -> Probe {
         // A shared lock first, which does not disturb a start that is taking the exclusive
         // one; then the exclusive one, which another process's shared lock (anyone who may
         // open the file can take one) would stop a start from taking too.
-        Ok(id) => match sys::try_lock_shared(fd).and_then(|shared| match shared {
-            true => sys::try_lock_exclusive(fd),
+        Ok(id) => match sys::try_lock(fd, false).and_then(|shared| match shared {
+            true => sys::try_lock(fd, true),
             false => Ok(false),
         }) {
             Ok(true) => Probe::Stale,
@@ -304,9 +289,7 @@ pub(crate) fn probe(path: &Path) -> Probe {
             },
             Err(error) => Probe::Unknown(error),
         },
-    };
-    sys::close(fd);
-    probe
+    }
 }
 
 /// Who holds a pidfile's lock that we could not take.
@@ -329,7 +312,7 @@ enum Holder {
 /// holds it (from `/proc/PID/fdinfo`, which lists the locks of each open file), else every
 /// process that holds a lock on it. Where `/proc` cannot tell, the pid in the file is
 /// believed, as before there was a way to look.
-fn holder(fd: RawFd, id: FileId) -> Holder {
+fn holder(fd: BorrowedFd, id: FileId) -> Holder {
     let pid = read_pid_of_holder(fd);
     if let Some(pid) = pid {
         if holds_lock(pid, id) != Some(false) {
@@ -341,7 +324,7 @@ fn holder(fd: RawFd, id: FileId) -> Holder {
         return Holder::Others { pid, holders };
     }
     // Nobody we can see holds it: released since, or held by a process we may not inspect.
-    match sys::try_lock_exclusive(fd) {
+    match sys::try_lock(fd, true) {
         Ok(true) => Holder::Nobody,
         _ if pid.is_none() => Holder::Daemon(None),
         _ => Holder::Others {
@@ -357,7 +340,7 @@ fn holder(fd: RawFd, id: FileId) -> Holder {
 /// stat(2) reports it). No open file is looked at (a hung network mount cannot hang this).
 /// `None` where `/proc` cannot tell (another user's process, no `/proc`).
 pub(crate) fn holds_lock(pid: u32, id: FileId) -> Option<bool> {
-    if matches!(sys::kill(pid as sys::pid_t, 0), Err(error) if error.raw_os_error() == Some(libc::ESRCH))
+    if matches!(sys::kill(pid as sys::pid_t, None), Err(error) if error.raw_os_error() == Some(libc::ESRCH))
     {
         return Some(false); // no such process
     }
@@ -395,30 +378,27 @@ fn lock_holders(id: FileId) -> Vec<LockHolder> {
 /// another process still holds it (one that is exiting). Returns whether it was removed or
 /// is already gone.
 pub(crate) fn remove_if_unlocked(path: &Path, id: Option<FileId>, patience: Duration) -> bool {
-    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+    let Ok(c_path) = paths::c_string(path) else {
         return false;
     };
     let deadline = Instant::now() + patience;
     loop {
-        let fd = match sys::open(
-            &c_path,
-            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-            0,
-        ) {
+        let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+        let fd = match sys::open(&c_path, flags, 0) {
             Ok(fd) => fd,
             Err(error) => return error.raw_os_error() == Some(libc::ENOENT),
         };
-        let locked = matches!(sys::try_lock_exclusive(fd), Ok(true));
+        let locked = matches!(sys::try_lock(fd.as_fd(), true), Ok(true));
         let mut removed = false;
         if locked {
-            if let (Ok(held), Ok(now)) = (sys::fstat(fd), sys::lstat(&c_path)) {
+            if let (Ok(held), Ok(now)) = (sys::fstat(fd.as_fd()), sys::lstat(&c_path)) {
                 let ours = id.map_or(true, |id| id.same_file(held));
                 if held.same_file(now) && held.is_regular() && ours {
                     removed = sys::unlink(&c_path).is_ok();
                 }
             }
         }
-        sys::close(fd);
+        drop(fd);
         if locked {
             return removed;
         }
@@ -435,16 +415,12 @@ pub(crate) fn remove_stale(path: &Path) {
     remove_if_unlocked(path, None, Duration::ZERO);
 }
 
-fn open_or_create(directory: &Directory, name: &CStr) -> io::Result<(RawFd, bool)> {
+fn open_or_create(directory: &Directory, name: &CStr) -> io::Result<(OwnedFd, bool)> {
     // O_NONBLOCK: opening a FIFO must not hang; it is then refused as not a regular file.
-    let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+    let create = flags | OFlag::O_CREAT | OFlag::O_EXCL;
     loop {
-        match sys::openat(
-            directory.fd(),
-            name,
-            flags | libc::O_CREAT | libc::O_EXCL,
-            0o600,
-        ) {
+        match sys::openat(directory.fd(), name, create, 0o600) {
             Ok(fd) => return Ok((fd, true)),
             Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
             Err(error) => return Err(error),
@@ -472,7 +448,7 @@ fn explain(error: io::Error) -> io::Error {
 /// The pid in a pidfile whose lock someone else holds. The holder may have just taken the
 /// lock and not yet written its pid, so an empty or unreadable content is read again for a
 /// moment before giving up.
-fn read_pid_of_holder(fd: RawFd) -> Option<u32> {
+fn read_pid_of_holder(fd: BorrowedFd) -> Option<u32> {
     let deadline = Instant::now() + PID_WAIT;
     loop {
         let mut buf = [0u8; 32];

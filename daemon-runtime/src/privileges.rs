@@ -5,29 +5,22 @@
 //! `setgroups`, `setgid`, `setuid`, in that order, and checks that every id is the target's
 //! and that `setuid(0)` fails.
 
+use crate::child::Step;
 use crate::error::Error;
 use crate::sys;
-use std::ffi::{CStr, CString};
+use nix::unistd::{self, Gid, Group, Uid, User};
+use std::ffi::CString;
 use std::io;
-use std::mem::MaybeUninit;
 
 /// The ids to take, resolved in the launcher.
 #[derive(Debug)]
 pub(crate) struct Credentials {
-    uid: Option<libc::uid_t>,
-    gid: libc::gid_t,
-    /// Exactly the supplementary groups the daemon must have.
-    groups: Vec<libc::gid_t>,
+    uid: Option<Uid>,
+    gid: Gid,
+    /// Exactly the supplementary groups the daemon must have, sorted.
+    groups: Vec<Gid>,
     /// Room for getgroups(2) in the daemon, which must not allocate.
-    scratch: Vec<libc::gid_t>,
-}
-
-/// A user database entry, the parts we need.
-struct User {
-    /// `None` for a number without an entry in the user database.
-    name: Option<CString>,
-    uid: libc::uid_t,
-    gid: Option<libc::gid_t>,
+    scratch: Vec<Gid>,
 }
 
 impl Credentials {
@@ -38,31 +31,34 @@ impl Credentials {
         user: Option<&str>,
         group: Option<&str>,
     ) -> Result<Option<Credentials>, Error> {
-        if user.is_none() && group.is_none() {
-            return Ok(None);
-        }
-        let user = user.map(find_user).transpose()?;
-        let gid = match (group, &user) {
-            (Some(group), _) => find_group(group)?,
-            (None, Some(User { gid: Some(gid), .. })) => *gid,
-            (None, Some(User { uid, .. })) => {
+        let (user_entry, uid) = match user {
+            Some(name) => {
+                let (entry, uid) = find_user(name)?;
+                (entry, Some(uid))
+            }
+            None if group.is_none() => return Ok(None),
+            None => (None, None),
+        };
+        let gid = match (group, &user_entry, uid) {
+            (Some(group), _, _) => find_group(group)?,
+            (None, Some(entry), _) => entry.gid,
+            // A number needs no entry, but then has no group of its own.
+            (None, None, Some(uid)) => {
                 return Err(Error::UnknownUser {
                     name: format!("{uid} (no entry in the user database: give `group` too)"),
                 })
             }
-            (None, None) => unreachable!("one of them is set"),
+            (None, None, None) => return Ok(None),
         };
-        let mut groups = match &user {
-            Some(User {
-                name: Some(name), ..
-            }) => group_list(name, gid)?,
-            _ => vec![gid],
+        let mut groups = match &user_entry {
+            Some(entry) => group_list(entry, gid)?,
+            None => vec![gid],
         };
-        groups.sort_unstable();
+        groups.sort_unstable_by_key(|gid| gid.as_raw());
         groups.dedup();
-        let scratch = vec![0; groups.len() + 1];
+        let scratch = vec![Gid::from_raw(0); groups.len() + 1];
         Ok(Some(Credentials {
-            uid: user.map(|user| user.uid),
+            uid,
             gid,
             groups,
             scratch,
@@ -71,7 +67,7 @@ impl Credentials {
 
     /// The user id to take, if one was given.
     pub(crate) fn uid(&self) -> Option<libc::uid_t> {
-        self.uid
+        self.uid.map(Uid::as_raw)
     }
 
     /// In the daemon: takes the groups and ids, then checks them. Allocates nothing.
@@ -97,15 +93,13 @@ impl Credentials {
         }
         let count = sys::getgroups(&mut self.scratch)?;
         let held = &mut self.scratch[..count];
-        held.sort_unstable();
-        self.groups.sort_unstable();
-        self.groups.dedup();
+        held.sort_unstable_by_key(|gid| gid.as_raw());
         if *held != *self.groups {
             return Err(not_dropped());
         }
-        if matches!(self.uid, Some(uid) if uid != 0) {
+        if self.uid.is_some_and(|uid| !uid.is_root()) {
             // No way back to root, and no capability kept (SECBIT_KEEP_CAPS, ambient).
-            if sys::setuid(0).is_ok() || sys::has_capabilities()? {
+            if sys::setuid(Uid::from_raw(0)).is_ok() || sys::has_capabilities()? {
                 return Err(not_dropped());
             }
         }
@@ -113,78 +107,36 @@ impl Credentials {
     }
 }
 
-/// The steps of [`Credentials::assume`], for the error the launcher prints.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Step {
-    Groups,
-    Gid,
-    Uid,
-    Verify,
-}
-
-fn find_user(name: &str) -> Result<User, Error> {
+/// The user's entry, and its uid. A number needs no entry in the user database.
+fn find_user(name: &str) -> Result<(Option<User>, Uid), Error> {
     let unknown = || Error::UnknownUser {
         name: name.to_owned(),
     };
-    let c_name = CString::new(name).map_err(|_| unknown())?;
-    let number = numeric(name);
-    let entry = match number {
-        Some(uid) => lookup(|pwd, buf, result| {
-            // SAFETY: every pointer is valid; buf's length is passed.
-            unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr(), buf.len(), result) }
-        }),
-        None => lookup(|pwd, buf, result| {
-            // SAFETY: every pointer is valid; buf's length is passed.
-            unsafe { libc::getpwnam_r(c_name.as_ptr(), pwd, buf.as_mut_ptr(), buf.len(), result) }
-        }),
-    };
-    match (entry, number) {
-        (Some((pwd, _buf)), _) => Ok(User {
-            // SAFETY: pw_name points into `_buf`, still alive here, NUL-terminated.
-            name: Some(unsafe { CStr::from_ptr(pwd.pw_name) }.to_owned()),
-            uid: pwd.pw_uid,
-            gid: Some(pwd.pw_gid),
-        }),
-        // A number needs no entry, but then has no groups of its own.
-        (None, Some(uid)) => Ok(User {
-            name: None,
-            uid,
-            gid: None,
-        }),
-        (None, None) => Err(unknown()),
+    match numeric(name) {
+        Some(uid) => {
+            let uid = Uid::from_raw(uid);
+            let entry = User::from_uid(uid).ok().flatten();
+            Ok((entry, uid))
+        }
+        None => match User::from_name(name) {
+            Ok(Some(entry)) => {
+                let uid = entry.uid;
+                Ok((Some(entry), uid))
+            }
+            _ => Err(unknown()),
+        },
     }
 }
 
-fn find_group(name: &str) -> Result<libc::gid_t, Error> {
-    let unknown = || Error::UnknownGroup {
-        name: name.to_owned(),
-    };
+fn find_group(name: &str) -> Result<Gid, Error> {
     if let Some(gid) = numeric(name) {
-        return Ok(gid); // a number needs no entry in the group database
+        return Ok(Gid::from_raw(gid)); // a number needs no entry in the group database
     }
-    let c_name = CString::new(name).map_err(|_| unknown())?;
-    let mut group = MaybeUninit::<libc::group>::uninit();
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        let mut result = std::ptr::null_mut();
-        // SAFETY: every pointer is valid; buf's length is passed.
-        let ret = unsafe {
-            libc::getgrnam_r(
-                c_name.as_ptr(),
-                group.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match ret {
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
-            0 if !result.is_null() => {
-                // SAFETY: getgrnam_r filled `group` (result is non-null).
-                return Ok(unsafe { group.assume_init_ref() }.gr_gid);
-            }
-            _ => return Err(unknown()),
-        }
+    match Group::from_name(name) {
+        Ok(Some(group)) => Ok(group.gid),
+        _ => Err(Error::UnknownGroup {
+            name: name.to_owned(),
+        }),
     }
 }
 
@@ -196,47 +148,11 @@ fn numeric(name: &str) -> Option<u32> {
     name.parse::<u32>().ok().filter(|&id| id != u32::MAX)
 }
 
-/// Calls a `get*_r` function with a growing buffer; the entry and the buffer it points into.
-fn lookup(
-    mut call: impl FnMut(
-        *mut libc::passwd,
-        &mut Vec<libc::c_char>,
-        *mut *mut libc::passwd,
-    ) -> libc::c_int,
-) -> Option<(libc::passwd, Vec<libc::c_char>)> {
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        let mut pwd = MaybeUninit::<libc::passwd>::uninit();
-        let mut result = std::ptr::null_mut();
-        match call(pwd.as_mut_ptr(), &mut buf, &mut result) {
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
-            // SAFETY: the call filled `pwd` (result is non-null).
-            0 if !result.is_null() => return Some((unsafe { pwd.assume_init() }, buf)),
-            _ => return None,
-        }
-    }
-}
-
-/// getgrouplist(3): the groups `user` belongs to, with `gid`.
-fn group_list(user: &CStr, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, Error> {
-    let mut groups = vec![0 as libc::gid_t; 32];
-    loop {
-        let mut count = groups.len() as libc::c_int;
-        // SAFETY: `groups` has room for `count` entries; getgrouplist writes the needed count.
-        let ret =
-            unsafe { libc::getgrouplist(user.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
-        if ret >= 0 {
-            groups.truncate(count as usize);
-            return Ok(groups);
-        }
-        if groups.len() >= 65_536 {
-            return Err(Error::UnknownUser {
-                name: format!(
-                    "{} (its groups could not be listed)",
-                    user.to_string_lossy()
-                ),
-            });
-        }
-        groups.resize((count as usize).max(groups.len() * 2), 0);
-    }
+/// getgrouplist(3): the groups the user belongs to, with `gid`.
+fn group_list(user: &User, gid: Gid) -> Result<Vec<Gid>, Error> {
+    let failed = || Error::UnknownUser {
+        name: format!("{} (its groups could not be listed)", user.name),
+    };
+    let name = CString::new(user.name.as_str()).map_err(|_| failed())?;
+    unistd::getgrouplist(&name, gid).map_err(|_| failed())
 }

@@ -6,9 +6,10 @@
 //! gone, the launcher learns from the process (a daemon that becomes ready closes the pipe
 //! too). The write end is `O_CLOEXEC`, and a process the daemon forks closes its copy.
 
+use crate::child::Step;
 use crate::sys;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
@@ -17,8 +18,17 @@ const READY: u8 = b'R';
 const STEP: u8 = b'S';
 const FAILED: u8 = b'F';
 
-/// The write end, parked here in `ready = "manual"` mode until [`ready`] is called.
+/// The write end, parked here in `ready = "manual"` mode until [`ready`] is called. A raw
+/// number: the fork handler takes it too ([`forget_in_child`]).
 static PENDING: AtomicI32 = AtomicI32::new(-1);
+
+/// Takes the parked write end, once.
+fn take_pending() -> Option<OwnedFd> {
+    let fd: RawFd = PENDING.swap(-1, Ordering::SeqCst);
+    // SAFETY: a non-negative value is the descriptor `Notifier::park` gave up ownership of
+    // (`into_raw_fd`); the swap hands it out exactly once.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
 
 /// Tells the launcher that the daemon is ready: it prints nothing and exits 0.
 ///
@@ -29,20 +39,15 @@ static PENDING: AtomicI32 = AtomicI32::new(-1);
 /// If `main` returns, returns an `Err` or panics before calling it, the launcher prints why and
 /// exits 1; if `ready_timeout` passes first, the launcher stops the daemon and exits 1.
 pub fn ready() {
-    let fd = PENDING.swap(-1, Ordering::SeqCst);
-    if fd >= 0 {
-        let _ = send(fd, READY, &[]);
-        sys::close(fd);
+    if let Some(fd) = take_pending() {
+        let _ = send(fd.as_fd(), READY, &[]);
     }
 }
 
 /// In a process the daemon forks (pthread_atfork(3)'s child handler): closes the child's copy
 /// of the readiness pipe, which only the daemon may use. Async-signal-safe.
 pub(crate) fn forget_in_child() {
-    let fd = PENDING.swap(-1, Ordering::SeqCst);
-    if fd >= 0 {
-        sys::close(fd);
-    }
+    drop(take_pending());
 }
 
 /// Whether the launcher is still waiting for [`ready`].
@@ -52,10 +57,8 @@ pub(crate) fn is_pending() -> bool {
 
 /// Sends `message` to the waiting launcher, which prints it and exits 1.
 pub(crate) fn fail(message: &str) {
-    let fd = PENDING.swap(-1, Ordering::SeqCst);
-    if fd >= 0 {
-        let _ = send(fd, FAILED, message.as_bytes());
-        sys::close(fd);
+    if let Some(fd) = take_pending() {
+        let _ = send(fd.as_fd(), FAILED, message.as_bytes());
     }
 }
 
@@ -103,40 +106,39 @@ pub(crate) fn fail_with_panic() {
 }
 
 /// The daemon's end of the pipe, during set-up.
-pub(crate) struct Notifier(RawFd);
+pub(crate) struct Notifier(OwnedFd);
 
 impl Notifier {
-    pub(crate) fn new(fd: RawFd) -> Notifier {
+    pub(crate) fn new(fd: OwnedFd) -> Notifier {
         Notifier(fd)
     }
 
     /// Sends the daemon's pid. Allocates nothing.
     pub(crate) fn pid(&self, pid: sys::pid_t) {
-        let _ = send(self.0, PID, &pid.to_le_bytes());
+        let _ = send(self.0.as_fd(), PID, &pid.to_le_bytes());
     }
 
     /// Sends the failed set-up step and its errno. Allocates nothing.
-    pub(crate) fn step_failed(&self, step: u8, error: &io::Error) {
+    pub(crate) fn step_failed(&self, step: Step, error: &io::Error) {
         let errno = error.raw_os_error().unwrap_or(0);
         let mut payload = [0u8; 5];
-        payload[0] = step;
+        payload[0] = step.to_wire();
         payload[1..].copy_from_slice(&errno.to_le_bytes());
-        let _ = send(self.0, STEP, &payload);
+        let _ = send(self.0.as_fd(), STEP, &payload);
     }
 
     /// Set-up is over and the daemon is ready.
     pub(crate) fn ready(self) {
-        let _ = send(self.0, READY, &[]);
-        sys::close(self.0);
+        let _ = send(self.0.as_fd(), READY, &[]);
     }
 
     /// Set-up is over; readiness waits for [`ready`].
     pub(crate) fn park(self) {
-        PENDING.store(self.0, Ordering::SeqCst);
+        PENDING.store(self.0.into_raw_fd(), Ordering::SeqCst);
     }
 }
 
-fn send(fd: RawFd, tag: u8, payload: &[u8]) -> io::Result<()> {
+fn send(fd: BorrowedFd, tag: u8, payload: &[u8]) -> io::Result<()> {
     let mut header = [0u8; 5];
     header[0] = tag;
     header[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -149,20 +151,25 @@ fn send(fd: RawFd, tag: u8, payload: &[u8]) -> io::Result<()> {
 pub(crate) enum Message {
     Pid(sys::pid_t),
     Ready,
-    StepFailed { step: u8, errno: i32 },
+    StepFailed {
+        step: Step,
+        errno: i32,
+    },
     Failed(String),
+    /// Bytes that are no message: a tag or a step this launcher does not know.
+    Garbage(u8),
 }
 
 /// The launcher's end of the pipe. It only carries words: whether the daemon is gone is
 /// learnt from the process itself (a daemon that becomes ready closes the pipe too).
 pub(crate) struct Listener {
-    fd: RawFd,
+    fd: OwnedFd,
     buf: Vec<u8>,
     closed: bool,
 }
 
 impl Listener {
-    pub(crate) fn new(fd: RawFd) -> Listener {
+    pub(crate) fn new(fd: OwnedFd) -> Listener {
         Listener {
             fd,
             buf: Vec::new(),
@@ -171,14 +178,14 @@ impl Listener {
     }
 
     /// The descriptor to poll, until end of file.
-    pub(crate) fn fd(&self) -> Option<RawFd> {
-        (!self.closed).then_some(self.fd)
+    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+        (!self.closed).then(|| self.fd.as_fd())
     }
 
     /// Reads what the pipe holds now (call it when [`Listener::fd`] polled readable).
     pub(crate) fn read_some(&mut self) -> io::Result<()> {
         let mut chunk = [0u8; 4096];
-        match sys::read(self.fd, &mut chunk)? {
+        match sys::read(self.fd.as_fd(), &mut chunk)? {
             0 => self.closed = true,
             n => self.buf.extend_from_slice(&chunk[..n]),
         }
@@ -188,7 +195,7 @@ impl Listener {
     /// Reads everything the pipe holds, without waiting: after the daemon is gone, the
     /// words it wrote before.
     pub(crate) fn drain_now(&mut self) {
-        while !self.closed && matches!(sys::wait_readable(self.fd, 0), Ok(true)) {
+        while !self.closed && matches!(sys::wait_readable(self.fd.as_fd(), 0), Ok(true)) {
             if self.read_some().is_err() {
                 break;
             }
@@ -209,21 +216,16 @@ impl Listener {
         Some(match (tag, payload.as_slice()) {
             (PID, &[a, b, c, d]) => Message::Pid(sys::pid_t::from_le_bytes([a, b, c, d])),
             (READY, []) => Message::Ready,
-            (STEP, &[step, a, b, c, d]) => Message::StepFailed {
-                step,
-                errno: i32::from_le_bytes([a, b, c, d]),
+            (STEP, &[step, a, b, c, d]) => match Step::from_wire(step) {
+                Some(step) => Message::StepFailed {
+                    step,
+                    errno: i32::from_le_bytes([a, b, c, d]),
+                },
+                None => Message::Garbage(tag),
             },
             (FAILED, text) => Message::Failed(String::from_utf8_lossy(text).into_owned()),
-            _ => Message::Failed(format!(
-                "unexpected message on the readiness pipe (tag {tag})"
-            )),
+            _ => Message::Garbage(tag),
         })
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        sys::close(self.fd);
     }
 }
 
@@ -236,17 +238,17 @@ mod tests {
         let (read_end, write_end) = sys::pipe_cloexec().unwrap();
         let notifier = Notifier::new(write_end);
         notifier.pid(4242);
-        notifier.step_failed(4, &io::Error::from_raw_os_error(libc::ENOENT));
-        send(write_end, FAILED, b"boom").unwrap();
+        notifier.step_failed(Step::Workdir, &io::Error::from_raw_os_error(libc::ENOENT));
+        send(notifier.0.as_fd(), FAILED, b"boom").unwrap();
         notifier.ready(); // closes the write end
         let mut listener = Listener::new(read_end);
         listener.drain_now();
-        assert_eq!(listener.fd(), None, "end of file seen");
+        assert!(listener.fd().is_none(), "end of file seen");
         assert_eq!(listener.message(), Some(Message::Pid(4242)));
         assert_eq!(
             listener.message(),
             Some(Message::StepFailed {
-                step: 4,
+                step: Step::Workdir,
                 errno: libc::ENOENT
             })
         );
@@ -261,9 +263,9 @@ mod tests {
         let mut listener = Listener::new(read_end);
         listener.drain_now();
         assert_eq!(listener.message(), None);
-        assert_eq!(listener.fd(), Some(read_end), "still open");
-        sys::close(write_end);
+        assert!(listener.fd().is_some(), "still open");
+        drop(write_end);
         listener.drain_now();
-        assert_eq!(listener.fd(), None);
+        assert!(listener.fd().is_none());
     }
 }

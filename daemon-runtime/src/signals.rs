@@ -3,10 +3,10 @@
 use crate::events;
 use crate::files::{self, Opener};
 use crate::pidfile;
-use crate::sys::{self, Disposition};
-use std::ffi::CString;
+use crate::sys::{self, Disposition, Signal};
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 
 /// Step 2, in the launcher: an empty signal mask, and every inherited "ignore" back to
@@ -19,25 +19,26 @@ use std::sync::OnceLock;
 /// the launcher or the first child still belong to it must not kill the start half-way
 /// (the `ssh host mysvc` race). The daemon handles `SIGHUP` itself from [`for_daemon`] on.
 pub(crate) fn reset_for_launch() -> io::Result<()> {
-    for signal in 1..=sys::highest_signal() {
-        let result = match signal {
-            libc::SIGKILL | libc::SIGSTOP | libc::SIGPIPE => continue,
+    for signal in Signal::iterator() {
+        match signal {
+            Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE => continue,
             // Until the daemon has written its pid: a file size limit (`ulimit -f`) then
             // makes the write fail with "File too large" instead of killing the daemon.
-            libc::SIGHUP | libc::SIGXFSZ => sys::set_disposition(signal, Disposition::Ignore),
-            _ => match sys::is_ignored(signal) {
-                Ok(true) => sys::set_disposition(signal, Disposition::Default),
-                other => other.map(drop),
-            },
-        };
-        // The numbers the C library reserves (glibc's 32 and 33) answer EINVAL through it;
-        // an inherited "ignore" on them is undone through the kernel directly.
-        match result {
-            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
-                sys::kernel_unignore(signal)?
+            Signal::SIGHUP | Signal::SIGXFSZ => {
+                sys::set_disposition(signal, Disposition::Ignore, true)?;
             }
-            other => other?,
+            _ => {
+                let old = sys::set_disposition(signal, Disposition::Default, true)?;
+                if sys::is_handler(&old) {
+                    sys::restore_action(signal, &old)?; // the program's own
+                }
+            }
         }
+    }
+    // The real-time signals, and the numbers the C library reserves (glibc's 32 and 33),
+    // which it will not touch: an inherited "ignore" is undone through the kernel directly.
+    for signal in sys::unnamed_signals() {
+        sys::kernel_unignore(signal)?;
     }
     sys::unblock_all_signals()
 }
@@ -54,11 +55,11 @@ pub(crate) struct Handling {
     pub(crate) directories: Vec<OwnedFd>,
 }
 
-/// A log file: its directory, open for the daemon's whole life (a descriptor of
+/// A log file: its directory, open for the daemon's whole life (an index into
 /// [`Handling::directories`]), and its name in it.
 #[derive(Debug)]
 pub(crate) struct LogTarget {
-    pub(crate) directory: RawFd,
+    pub(crate) directory: usize,
     pub(crate) name: CString,
 }
 
@@ -71,13 +72,13 @@ pub(crate) fn for_daemon(handling: Handling, foreground: bool) -> io::Result<()>
     let _ = HANDLING.set(handling);
     // In the foreground (the `run` command) a terminal's Ctrl-Z keeps working.
     if !foreground {
-        for signal in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
-            sys::set_disposition(signal, Disposition::Ignore)?;
+        for signal in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+            sys::set_disposition(signal, Disposition::Ignore, true)?;
         }
     }
-    sys::set_disposition(libc::SIGHUP, Disposition::Handler(on_hangup))?;
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        sys::set_disposition(signal, Disposition::Handler(on_terminate))?;
+    sys::set_disposition(Signal::SIGHUP, Disposition::Handler(on_hangup), true)?;
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        sys::set_disposition(signal, Disposition::Handler(on_terminate), true)?;
     }
     events::handlers_installed();
     Ok(())
@@ -101,21 +102,21 @@ extern "C" fn on_hangup(_signal: libc::c_int) {
     let _errno = sys::ErrnoGuard::save();
     if let Some(handling) = HANDLING.get() {
         for (log, target) in [(&handling.stdout, 1), (&handling.stderr, 2)] {
-            if let Some(log) = log {
-                reopen(log, target);
+            let Some(log) = log else { continue };
+            if let Some(directory) = handling.directories.get(log.directory) {
+                reopen(directory.as_fd(), &log.name, target);
             }
         }
     }
     events::request_reload();
 }
 
-/// Opens the log for append (created 0640, with the same checks as at start-up, as the
-/// daemon's user now) and puts it on `target`. A refused or failed reopen keeps the old
-/// file: better than losing the output. Async-signal-safe.
-fn reopen(log: &LogTarget, target: RawFd) {
+/// Opens the log `name` in `directory` for append (created 0640, with the same checks as at
+/// start-up, as the daemon's user now) and puts it on `target`. A refused or failed reopen
+/// keeps the old file: better than losing the output. Async-signal-safe.
+fn reopen(directory: BorrowedFd, name: &CStr, target: RawFd) {
     let opener = Opener::current(sys::geteuid());
-    if let Ok((fd, _, _)) = files::open_log(log.directory, &log.name, opener) {
-        let _ = sys::dup2(fd, target);
-        sys::close(fd);
+    if let Ok((fd, _, _)) = files::open_log(directory, name, opener) {
+        let _ = sys::dup_onto_standard(fd.as_fd(), target);
     }
 }
