@@ -1,18 +1,54 @@
-//! Parse → validate → expand. On any mistake the user's function is still emitted unchanged,
-//! next to the errors, so that the IDE keeps working and no secondary error appears.
+//! Parse → validate → expand (thiserror's `impl/src` split). On any mistake the user's
+//! function is still emitted unchanged, next to the errors, so that the IDE keeps working and
+//! no secondary error appears.
+//!
+//! The body of `main` stays opaque, as tokio's `#[tokio::main]` keeps it: its tokens are not
+//! parsed into statements, and its inner attributes (`#![allow(...)]`) are lifted onto the
+//! function the expansion writes, where they are allowed.
 
-use crate::args;
 use crate::errors::Errors;
 use crate::expand;
+use crate::parse;
+use crate::validate;
 use proc_macro2::TokenStream;
 use quote::quote;
+use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::ItemFn;
+use syn::{Attribute, Signature, Visibility};
+
+/// `fn main` as written: its signature parsed, its body kept as tokens.
+pub(crate) struct MainFn {
+    pub(crate) outer_attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    pub(crate) inner_attrs: Vec<Attribute>,
+    pub(crate) body: TokenStream,
+}
+
+impl Parse for MainFn {
+    fn parse(input: ParseStream) -> syn::Result<MainFn> {
+        let outer_attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        let content;
+        syn::braced!(content in input);
+        let inner_attrs = content.call(Attribute::parse_inner)?;
+        let body = content.parse()?;
+        Ok(MainFn {
+            outer_attrs,
+            vis,
+            sig,
+            inner_attrs,
+            body,
+        })
+    }
+}
 
 pub(crate) fn daemon(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = args::parse(args, &mut errors);
-    let function = match syn::parse2::<ItemFn>(item.clone()) {
+    let entries = parse::entries(args);
+    let args = validate::args(entries, &mut errors);
+    let function = match syn::parse2::<MainFn>(item.clone()) {
         Ok(function) => function,
         Err(_) => {
             errors.push(syn::Error::new_spanned(
@@ -25,13 +61,14 @@ pub(crate) fn daemon(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     check_signature(&function, &mut errors);
     if !errors.is_empty() {
+        // The function exactly as written, every token with its own span.
         let errors = errors.into_compile_errors();
-        return quote!(#errors #function);
+        return quote!(#errors #item);
     }
     expand::main(&args, function)
 }
 
-fn check_signature(function: &ItemFn, errors: &mut Errors) {
+fn check_signature(function: &MainFn, errors: &mut Errors) {
     let sig = &function.sig;
     if sig.ident != "main" {
         errors.at(

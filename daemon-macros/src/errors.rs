@@ -25,6 +25,11 @@ impl Errors {
         self.combined.is_none()
     }
 
+    /// The mistakes, combined into one error, if there were any.
+    pub(crate) fn into_error(self) -> Option<syn::Error> {
+        self.combined
+    }
+
     pub(crate) fn into_compile_errors(self) -> TokenStream {
         self.combined
             .map(|error| error.into_compile_error())

@@ -2,13 +2,14 @@
 //! closure handed to `Daemon::run`, after the `daemon_runtime::Daemon` builder calls that say
 //! exactly what the attribute said. Nothing here is `unsafe`.
 
-use crate::args::{Args, Ready, Seconds};
+use crate::entry::MainFn;
+use crate::validate::{Args, Ready, Seconds};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, ReturnType};
+use syn::ReturnType;
 
-pub(crate) fn main(args: &Args, function: ItemFn) -> TokenStream {
+pub(crate) fn main(args: &Args, function: MainFn) -> TokenStream {
     let krate = match &args.krate {
         Some(krate) => {
             let path = &krate.value;
@@ -17,11 +18,12 @@ pub(crate) fn main(args: &Args, function: ItemFn) -> TokenStream {
         None => quote!(::daemon_runtime),
     };
     let calls = builder_calls(args, &krate);
-    let ItemFn {
-        attrs,
+    let MainFn {
+        outer_attrs,
         vis,
         sig,
-        block,
+        inner_attrs,
+        body,
     } = function;
     let (output, output_span) = match &sig.output {
         ReturnType::Default => (quote!(), Span::call_site()),
@@ -30,9 +32,10 @@ pub(crate) fn main(args: &Args, function: ItemFn) -> TokenStream {
     // Spanned at the return type: an unsupported one is reported there.
     let run = quote_spanned!(output_span=> .run);
     quote! {
-        #(#attrs)*
+        #(#outer_attrs)*
         #vis #sig {
-            #krate::Daemon::new() #(#calls)* #run(move || #output #block)
+            #(#inner_attrs)*
+            #krate::Daemon::new() #(#calls)* #run(move || #output { #body })
         }
     }
 }

@@ -4,11 +4,13 @@
 //!
 //! The full documentation, with every key, lives on `daemon_runtime::daemon`.
 
-mod args;
 mod entry;
 mod errors;
 mod expand;
+mod key;
+mod parse;
 mod template;
+mod validate;
 
 use proc_macro::TokenStream;
 

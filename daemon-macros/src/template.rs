@@ -14,18 +14,24 @@ pub(crate) fn check(template: &str) -> Result<(), String> {
         match bytes.get(i + 1) {
             Some(b'$') => i += 2,
             Some(b'{') => {
-                let close = template[i..]
-                    .find('}')
+                let close = closing_brace(&bytes[i + 2..])
                     .ok_or_else(|| format!("`${{` at byte {i} is never closed with `}}`"))?;
-                let inner = &template[i + 2..i + close];
-                let name = inner.split_once(":-").map_or(inner, |(name, _)| name);
+                let inner = &template[i + 2..i + 2 + close];
+                let (name, default) = match inner.split_once(":-") {
+                    Some((name, default)) => (name, Some(default)),
+                    None => (inner, None),
+                };
                 if !is_name(name) {
                     return Err(format!(
                         "`${{{inner}}}` does not start with a variable name \
                          (letters, digits and `_`, optionally followed by `:-default`)"
                     ));
                 }
-                i += close + 1;
+                // A default is expanded in turn at start-up: `${A:-${B:-/run}}`.
+                if let Some(default) = default {
+                    check(default)?;
+                }
+                i += 2 + close + 1;
             }
             Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
                 i += 1;
@@ -42,6 +48,26 @@ pub(crate) fn check(template: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The position of the `}` that closes a `${` whose inside starts `bytes`, counting the
+/// `${` nested in it (as the runtime's expansion does).
+fn closing_brace(bytes: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn is_name(name: &str) -> bool {
@@ -63,6 +89,9 @@ mod tests {
             "${TMPDIR:-/tmp}/x",
             "a$$b",
             "${A:-}",
+            "${A:-${B}}/x",
+            "${A:-$B}",
+            "${A:-${B:-/run}}",
         ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
@@ -75,5 +104,7 @@ mod tests {
         assert!(check("${1X}").unwrap_err().contains("variable name"));
         assert!(check("/x/$").unwrap_err().contains("`$$`"));
         assert!(check("/x/$-").unwrap_err().contains("`$$`"));
+        assert!(check("${A:-${B}").unwrap_err().contains("never closed"));
+        assert!(check("${A:-${1}}").unwrap_err().contains("variable name"));
     }
 }

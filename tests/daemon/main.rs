@@ -3,6 +3,7 @@
 
 mod descriptors;
 mod failures;
+mod harness;
 mod hardening;
 mod hostile;
 mod lifecycle;

@@ -252,10 +252,8 @@ pub fn launch(command: &mut Command) -> Launch {
 pub fn finish(mut child: Child, start: Instant) -> Launch {
     let deadline = start + LAUNCH_TIMEOUT;
     // Read the pipes on threads: a launcher that fills a pipe must not hang the test.
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out = std::thread::spawn(move || read_all(stdout.as_mut()));
-    let err = std::thread::spawn(move || read_all(stderr.as_mut()));
+    let out = read_on_a_thread(child.stdout.take());
+    let err = read_on_a_thread(child.stderr.take());
     let status = loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
             break status;
@@ -268,20 +266,34 @@ pub fn finish(mut child: Child, start: Instant) -> Launch {
         std::thread::sleep(Duration::from_millis(2));
     };
     let elapsed = start.elapsed();
+    // The pipes end when every process that holds them has closed them: the launcher, and
+    // whatever it started. A daemon that kept one would hang a plain join; this one fails.
+    let deadline = Instant::now() + GONE_TIMEOUT;
+    let collect = |pipe: std::sync::mpsc::Receiver<String>, name: &str| {
+        pipe.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| {
+                panic!("the launcher's {name} is still open {GONE_TIMEOUT:?} after it exited (a process it started keeps it)")
+            })
+    };
     Launch {
         status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout: collect(out, "stdout"),
+        stderr: collect(err, "stderr"),
         elapsed,
     }
 }
 
-fn read_all(pipe: Option<&mut impl Read>) -> String {
-    let mut text = String::new();
-    if let Some(pipe) = pipe {
-        let _ = pipe.read_to_string(&mut text);
-    }
-    text
+/// Reads a pipe to its end on a thread of its own; the text comes through the channel.
+fn read_on_a_thread(pipe: Option<impl Read + Send + 'static>) -> std::sync::mpsc::Receiver<String> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        let _ = sender.send(text);
+    });
+    receiver
 }
 
 /// The fields of /proc/PID/stat that matter here.
