@@ -3,8 +3,8 @@
 
 mod descriptors;
 mod failures;
-mod harness;
 mod hardening;
+mod harness;
 mod hostile;
 mod lifecycle;
 mod pidfile;
