@@ -94,7 +94,16 @@ fn main() -> Result<(), String> {
                             std::thread::sleep(Duration::from_secs(3600));
                         }
                     }
-                    pid => write_worker_pid(pid as i32),
+                    pid => {
+                        let pid = pid as i32;
+                        write_worker_pid(pid);
+                        // Only once it has left the session (getsid: its own), so that the
+                        // launcher's clean-up cannot reach it.
+                        // SAFETY: getsid takes an integer.
+                        while unsafe { libc::getsid(pid) } != pid {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
                 }
                 // SAFETY: kill with integer arguments only.
                 unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
