@@ -14,6 +14,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
+use syn::token::Brace;
 use syn::{Attribute, Signature, Visibility};
 
 /// `fn main` as written: its signature parsed, its body kept as tokens.
@@ -21,6 +22,8 @@ pub(crate) struct MainFn {
     pub(crate) outer_attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
     pub(crate) sig: Signature,
+    /// The body's braces, kept so that an error about the body points into it.
+    pub(crate) brace: Brace,
     pub(crate) inner_attrs: Vec<Attribute>,
     pub(crate) body: TokenStream,
 }
@@ -31,13 +34,14 @@ impl Parse for MainFn {
         let vis = input.parse()?;
         let sig = input.parse()?;
         let content;
-        syn::braced!(content in input);
+        let brace = syn::braced!(content in input);
         let inner_attrs = content.call(Attribute::parse_inner)?;
         let body = content.parse()?;
         Ok(MainFn {
             outer_attrs,
             vis,
             sig,
+            brace,
             inner_attrs,
             body,
         })

@@ -22,9 +22,13 @@ pub(crate) fn main(args: &Args, function: MainFn) -> TokenStream {
         outer_attrs,
         vis,
         sig,
+        brace,
         inner_attrs,
         body,
     } = function;
+    // The body in its own braces, with their spans: an error about the block points at it.
+    let mut block = TokenStream::new();
+    brace.surround(&mut block, |tokens| tokens.extend(body));
     let (output, output_span) = match &sig.output {
         ReturnType::Default => (quote!(), Span::call_site()),
         ReturnType::Type(arrow, ty) => (quote!(#arrow #ty), ty.span()),
@@ -35,7 +39,7 @@ pub(crate) fn main(args: &Args, function: MainFn) -> TokenStream {
         #(#outer_attrs)*
         #vis #sig {
             #(#inner_attrs)*
-            #krate::Daemon::new() #(#calls)* #run(move || #output { #body })
+            #krate::Daemon::new() #(#calls)* #run(move || #output #block)
         }
     }
 }

@@ -27,18 +27,8 @@ pub(crate) fn entries(tokens: TokenStream) -> Vec<Result<Entry, syn::Error>> {
     let mut seen: HashMap<Key, Span> = HashMap::new();
     let parser = syn::meta::parser(|meta| {
         let mut errors = Errors::default();
-        if let Some(entry) = entry(&meta, &mut errors)? {
-            match seen.get(&entry.key) {
-                Some(&first) => {
-                    let name = entry.key.name();
-                    errors.at(entry.key_span, format!("`{name}` is given twice; keep one"));
-                    errors.at(first, format!("`{name}` is first given here"));
-                }
-                None => {
-                    seen.insert(entry.key, entry.key_span);
-                    entries.push(Ok(entry));
-                }
-            }
+        if let Some(entry) = entry(&meta, &mut seen, &mut errors)? {
+            entries.push(Ok(entry));
         }
         entries.extend(errors.into_error().map(Err));
         Ok(())
@@ -62,7 +52,11 @@ enum Value {
 
 /// One entry; `Ok(None)` after a mistake that was recorded. Only a broken token stream is
 /// an `Err`.
-fn entry(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<Option<Entry>> {
+fn entry(
+    meta: &ParseNestedMeta<'_>,
+    seen: &mut HashMap<Key, Span>,
+    errors: &mut Errors,
+) -> syn::Result<Option<Entry>> {
     let key_span = meta.path.span();
     let value = value(meta)?;
     let written = meta.path.get_ident().map(ToString::to_string);
@@ -88,6 +82,13 @@ fn entry(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<Option<
         errors.at(key_span, unknown_key(&written));
         return Ok(None);
     };
+    // A repeat is one, whatever its value.
+    if let Some(&first) = seen.get(&key) {
+        errors.at(key_span, format!("`{written}` is given twice; keep one"));
+        errors.at(first, format!("`{written}` is first given here"));
+        return Ok(None);
+    }
+    seen.insert(key, key_span);
     match value {
         Value::Expr(value) => Ok(Some(Entry {
             key,

@@ -18,7 +18,7 @@ use crate::pidfile::{self, Pidfile};
 use crate::prepare::Plan;
 use crate::readiness::{self, Notifier};
 use crate::signals;
-use crate::sys::{self, Forked, Signal};
+use crate::sys::{self, Forked, Signal, Standard};
 use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -37,15 +37,13 @@ pub(crate) enum Step {
     Workdir,
     Signals,
     CoreLimit,
-    ExitHandler,
-    ForkHandler,
     WritePid,
     Stdio,
 }
 
 impl Step {
     /// Every step, in the order they run; a step's wire byte is its place here.
-    const ALL: [Step; 14] = [
+    const ALL: [Step; 12] = [
         Step::Setsid,
         Step::Fork,
         Step::Chroot,
@@ -56,8 +54,6 @@ impl Step {
         Step::Workdir,
         Step::Signals,
         Step::CoreLimit,
-        Step::ExitHandler,
-        Step::ForkHandler,
         Step::WritePid,
         Step::Stdio,
     ];
@@ -100,8 +96,6 @@ impl Step {
             Step::Workdir => path(PathAction::Workdir, plan.workdir.clone()),
             Step::Signals => system(SystemAction::Signals),
             Step::CoreLimit => system(SystemAction::CoreLimit),
-            Step::ExitHandler => system(SystemAction::ExitHandler),
-            Step::ForkHandler => system(SystemAction::ForkHandler),
             Step::WritePid => path(
                 PathAction::WritePidfile,
                 plan.pidfile.clone().unwrap_or_default(),
@@ -187,9 +181,6 @@ pub(crate) fn set_up(
     if !plan.core_dumps {
         sys::forbid_core_dumps().map_err(|error| (Step::CoreLimit, error))?;
     }
-    sys::at_exit(pidfile::remove_at_exit).map_err(|error| (Step::ExitHandler, error))?;
-    // A process the body forks does not keep the pidfile's lock or the readiness pipe.
-    sys::at_fork_in_child(in_forked_child).map_err(|error| (Step::ForkHandler, error))?;
     // Step 9: the pid, while holding the lock. SIGXFSZ is ignored until here (see
     // `signals::reset_for_launch`), so that a file size limit is an error, "File too large".
     pidfile::write_daemon_pid(sys::getpid()).map_err(|error| (Step::WritePid, error))?;
@@ -200,8 +191,8 @@ pub(crate) fn set_up(
     // foreground, output without a log file stays where the supervisor or terminal put it.
     let stdio = |error| (Step::Stdio, error);
     if let Some(devnull) = &plan.devnull {
-        sys::dup_onto_standard(devnull.as_fd(), 0).map_err(stdio)?;
-        for (log, standard) in [(&plan.stdout, 1), (&plan.stderr, 2)] {
+        sys::dup_onto_standard(devnull.as_fd(), Standard::In).map_err(stdio)?;
+        for (log, standard) in [(&plan.stdout, Standard::Out), (&plan.stderr, Standard::Err)] {
             match log {
                 Some(log) => sys::dup_onto_standard(log.fd.as_fd(), standard),
                 None if foreground => Ok(()),
@@ -214,7 +205,25 @@ pub(crate) fn set_up(
     Ok(())
 }
 
-/// pthread_atfork(3)'s child handler, registered in the daemon: the child is not the daemon.
+/// Registers, in the launcher before the fork (neither atexit(3) nor pthread_atfork(3) is
+/// async-signal-safe), what runs at the daemon's exit and in the processes it forks: the
+/// pidfile's removal, and the forgetting of the pidfile's and the readiness pipe's
+/// descriptors. Both do nothing outside the daemon (until `Pidfile::keep_until_exit` and
+/// `Notifier::park` in the daemon, there is nothing to remove or forget), so the launcher's
+/// own forks and exit are not affected.
+pub(crate) fn register_exit_and_fork_handlers() -> Result<(), Error> {
+    sys::at_exit(pidfile::remove_at_exit).map_err(|source| Error::System {
+        action: SystemAction::ExitHandler,
+        source,
+    })?;
+    sys::at_fork_in_child(in_forked_child).map_err(|source| Error::System {
+        action: SystemAction::ForkHandler,
+        source,
+    })
+}
+
+/// pthread_atfork(3)'s child handler: a process the daemon forks is not the daemon, and does
+/// not keep the pidfile's lock or the readiness pipe.
 extern "C" fn in_forked_child() {
     pidfile::forget_in_child();
     readiness::forget_in_child();

@@ -171,6 +171,10 @@ pub(crate) fn signal_name(signal: i32) -> String {
         libc::SIGXCPU => "SIGXCPU",
         libc::SIGXFSZ => "SIGXFSZ",
         libc::SIGSYS => "SIGSYS",
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        _ if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signal) => {
+            return format!("SIGRTMIN+{}", signal - libc::SIGRTMIN())
+        }
         _ => return format!("signal {signal}"),
     };
     name.to_owned()

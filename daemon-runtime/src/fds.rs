@@ -4,7 +4,7 @@
 //! kept descriptors in a few calls; without it, `/proc/self/fd` lists what is really open; only
 //! when both are missing does a loop run, bounded by the soft limit and by [`LOOP_BOUND`].
 
-use crate::sys;
+use crate::sys::{self, Standard};
 use nix::fcntl::OFlag;
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, RawFd};
 
@@ -14,12 +14,12 @@ const LOOP_BOUND: u64 = 65_536;
 /// Makes sure descriptors 0, 1 and 2 are open (on `/dev/null` where they were closed), so that
 /// no file of ours can land on them and the launcher's messages go nowhere harmful.
 pub(crate) fn ensure_standard_open() -> std::io::Result<()> {
-    for fd in 0..=2 {
+    for (fd, standard) in [(0, Standard::In), (1, Standard::Out), (2, Standard::Err)] {
         if !sys::is_open(fd) {
             // The lowest free number is taken: `fd` itself, since the lower ones are open.
             let opened = sys::open(c"/dev/null", OFlag::O_RDWR, 0)?;
             if opened.as_raw_fd() != fd {
-                sys::dup_onto_standard(opened.as_fd(), fd)?;
+                sys::dup_onto_standard(opened.as_fd(), standard)?;
             } else {
                 // A standard descriptor must survive exec; from here on it is the process's
                 // descriptor `fd`, owned by no value.

@@ -60,6 +60,7 @@ pub(crate) fn launch(daemon: &Daemon, detach: Detach) -> Result<(), Error> {
         source,
     };
     signals::reset_for_launch().map_err(signals)?;
+    child::register_exit_and_fork_handlers()?;
     if detach == Detach::Foreground {
         let (mut plan, pidfile) = prepare::prepare(daemon, credentials)?;
         return child::set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
@@ -174,9 +175,9 @@ fn await_readiness(
                 break (step.error(errno, plan), false)
             }
             Outcome::Message(Message::Failed(message)) => break (Error::Main { message }, false),
-            Outcome::Message(Message::Garbage(tag)) => {
+            Outcome::Message(Message::Garbage(what)) => {
                 let error = Error::Main {
-                    message: format!("unexpected message on the readiness pipe (tag {tag})"),
+                    message: format!("unexpected message on the readiness pipe ({what})"),
                 };
                 break (error, true);
             }

@@ -166,7 +166,9 @@ impl Pidfile {
     pub(crate) fn keep_until_exit(self) {
         OWNER.store(sys::getpid(), Ordering::SeqCst);
         INHERITED.store(self.fd.as_raw_fd(), Ordering::SeqCst);
-        let _ = DAEMON_PIDFILE.set(self);
+        if let Err(pidfile) = DAEMON_PIDFILE.set(self) {
+            std::mem::forget(pidfile); // set once; dropping would free memory in the child
+        }
     }
 }
 
@@ -205,7 +207,9 @@ static INHERITED: AtomicI32 = AtomicI32::new(-1);
 /// `main`, `std::process::exit`) and called by the SIGTERM handler. Async-signal-safe: it
 /// reads a `OnceLock` and makes a few system calls.
 pub(crate) extern "C" fn remove_at_exit() {
-    if OWNER.load(Ordering::SeqCst) != sys::getpid() {
+    // No daemon pidfile in this process (the launcher): nothing to ask the kernel.
+    let owner = OWNER.load(Ordering::SeqCst);
+    if owner == 0 || owner != sys::getpid() {
         return;
     }
     if let Some(pidfile) = DAEMON_PIDFILE.get() {

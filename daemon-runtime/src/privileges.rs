@@ -20,7 +20,7 @@ pub(crate) struct Credentials {
     /// Exactly the supplementary groups the daemon must have, sorted.
     groups: Vec<Gid>,
     /// Room for getgroups(2) in the daemon, which must not allocate.
-    scratch: Vec<Gid>,
+    scratch: Vec<libc::gid_t>,
 }
 
 impl Credentials {
@@ -56,7 +56,7 @@ impl Credentials {
         };
         groups.sort_unstable_by_key(|gid| gid.as_raw());
         groups.dedup();
-        let scratch = vec![Gid::from_raw(0); groups.len() + 1];
+        let scratch = vec![0; groups.len() + 1];
         Ok(Some(Credentials {
             uid,
             gid,
@@ -93,8 +93,13 @@ impl Credentials {
         }
         let count = sys::getgroups(&mut self.scratch)?;
         let held = &mut self.scratch[..count];
-        held.sort_unstable_by_key(|gid| gid.as_raw());
-        if *held != *self.groups {
+        held.sort_unstable();
+        let same = held.len() == self.groups.len()
+            && held
+                .iter()
+                .zip(&self.groups)
+                .all(|(held, gid)| *held == gid.as_raw());
+        if !same {
             return Err(not_dropped());
         }
         if self.uid.is_some_and(|uid| !uid.is_root()) {

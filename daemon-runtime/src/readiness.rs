@@ -156,8 +156,8 @@ pub(crate) enum Message {
         errno: i32,
     },
     Failed(String),
-    /// Bytes that are no message: a tag or a step this launcher does not know.
-    Garbage(u8),
+    /// Bytes that are no message: what this launcher did not understand.
+    Garbage(String),
 }
 
 /// The launcher's end of the pipe. It only carries words: whether the daemon is gone is
@@ -221,10 +221,10 @@ impl Listener {
                     step,
                     errno: i32::from_le_bytes([a, b, c, d]),
                 },
-                None => Message::Garbage(tag),
+                None => Message::Garbage(format!("unknown set-up step {step}")),
             },
             (FAILED, text) => Message::Failed(String::from_utf8_lossy(text).into_owned()),
-            _ => Message::Garbage(tag),
+            _ => Message::Garbage(format!("tag {tag} with {} bytes", payload.len())),
         })
     }
 }

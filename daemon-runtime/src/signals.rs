@@ -3,10 +3,10 @@
 use crate::events;
 use crate::files::{self, Opener};
 use crate::pidfile;
-use crate::sys::{self, Disposition, Signal};
+use crate::sys::{self, Disposition, Signal, Standard};
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 
 /// Step 2, in the launcher: an empty signal mask, and every inherited "ignore" back to
@@ -19,26 +19,16 @@ use std::sync::OnceLock;
 /// the launcher or the first child still belong to it must not kill the start half-way
 /// (the `ssh host mysvc` race). The daemon handles `SIGHUP` itself from [`for_daemon`] on.
 pub(crate) fn reset_for_launch() -> io::Result<()> {
-    for signal in Signal::iterator() {
-        match signal {
-            Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE => continue,
+    for signal in 1..=sys::highest_signal() {
+        match Signal::try_from(signal) {
+            Ok(Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) => continue,
             // Until the daemon has written its pid: a file size limit (`ulimit -f`) then
             // makes the write fail with "File too large" instead of killing the daemon.
-            Signal::SIGHUP | Signal::SIGXFSZ => {
+            Ok(signal @ (Signal::SIGHUP | Signal::SIGXFSZ)) => {
                 sys::set_disposition(signal, Disposition::Ignore, true)?;
             }
-            _ => {
-                let old = sys::set_disposition(signal, Disposition::Default, true)?;
-                if sys::is_handler(&old) {
-                    sys::restore_action(signal, &old)?; // the program's own
-                }
-            }
+            _ => sys::unignore(signal)?,
         }
-    }
-    // The real-time signals, and the numbers the C library reserves (glibc's 32 and 33),
-    // which it will not touch: an inherited "ignore" is undone through the kernel directly.
-    for signal in sys::unnamed_signals() {
-        sys::kernel_unignore(signal)?;
     }
     sys::unblock_all_signals()
 }
@@ -69,7 +59,9 @@ static HANDLING: OnceLock<Handling> = OnceLock::new();
 /// `SIGHUP` (reopen the logs, request a reload), and `SIGTERM`/`SIGINT` (exit at once, or
 /// request a graceful shutdown). Allocates nothing.
 pub(crate) fn for_daemon(handling: Handling, foreground: bool) -> io::Result<()> {
-    let _ = HANDLING.set(handling);
+    if let Err(handling) = HANDLING.set(handling) {
+        std::mem::forget(handling); // set once; dropping would free memory in the child
+    }
     // In the foreground (the `run` command) a terminal's Ctrl-Z keeps working.
     if !foreground {
         for signal in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
@@ -101,7 +93,10 @@ extern "C" fn on_terminate(_signal: libc::c_int) {
 extern "C" fn on_hangup(_signal: libc::c_int) {
     let _errno = sys::ErrnoGuard::save();
     if let Some(handling) = HANDLING.get() {
-        for (log, target) in [(&handling.stdout, 1), (&handling.stderr, 2)] {
+        for (log, target) in [
+            (&handling.stdout, Standard::Out),
+            (&handling.stderr, Standard::Err),
+        ] {
             let Some(log) = log else { continue };
             if let Some(directory) = handling.directories.get(log.directory) {
                 reopen(directory.as_fd(), &log.name, target);
@@ -114,7 +109,7 @@ extern "C" fn on_hangup(_signal: libc::c_int) {
 /// Opens the log `name` in `directory` for append (created 0640, with the same checks as at
 /// start-up, as the daemon's user now) and puts it on `target`. A refused or failed reopen
 /// keeps the old file: better than losing the output. Async-signal-safe.
-fn reopen(directory: BorrowedFd, name: &CStr, target: RawFd) {
+fn reopen(directory: BorrowedFd, name: &CStr, target: Standard) {
     let opener = Opener::current(sys::geteuid());
     if let Ok((fd, _, _)) = files::open_log(directory, name, opener) {
         let _ = sys::dup_onto_standard(fd.as_fd(), target);

@@ -19,7 +19,7 @@ use nix::fcntl::{self, FcntlArg, FdFlag, OFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{self as nix_signal, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow};
 use nix::sys::stat::{self, Mode};
-use nix::sys::wait::{self, WaitPidFlag, WaitStatus};
+use nix::sys::wait;
 use nix::unistd::{self, Gid, Pid, Uid};
 use std::ffi::CStr;
 use std::io;
@@ -178,12 +178,20 @@ pub(crate) fn set_inheritable(fd: BorrowedFd) -> io::Result<()> {
     retry(|| fcntl::fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))).map(drop)
 }
 
-/// dup2(2) of `fd` onto descriptor 0, 1 or 2.
-pub(crate) fn dup_onto_standard(fd: BorrowedFd, standard: RawFd) -> io::Result<()> {
+/// Descriptors 0, 1 and 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standard {
+    In,
+    Out,
+    Err,
+}
+
+/// dup2(2) of `fd` onto a standard descriptor.
+pub(crate) fn dup_onto_standard(fd: BorrowedFd, standard: Standard) -> io::Result<()> {
     match standard {
-        0 => retry(|| unistd::dup2_stdin(fd)),
-        1 => retry(|| unistd::dup2_stdout(fd)),
-        _ => retry(|| unistd::dup2_stderr(fd)),
+        Standard::In => retry(|| unistd::dup2_stdin(fd)),
+        Standard::Out => retry(|| unistd::dup2_stdout(fd)),
+        Standard::Err => retry(|| unistd::dup2_stderr(fd)),
     }
 }
 
@@ -461,32 +469,63 @@ fn pid(pid: pid_t) -> Pid {
     Pid::from_raw(pid)
 }
 
-fn exit_of(status: WaitStatus) -> Option<(pid_t, Exit)> {
-    match status {
-        WaitStatus::Exited(pid, code) => Some((pid.as_raw(), Exit::Code(code))),
-        WaitStatus::Signaled(pid, signal, _) => Some((pid.as_raw(), Exit::Signal(signal as i32))),
-        _ => None,
-    }
-}
-
 /// waitpid(2) for one child, blocking.
 pub(crate) fn wait_child(child: pid_t) -> io::Result<()> {
     retry(|| wait::waitpid(pid(child), None)).map(drop)
 }
 
+/// How a wait status says a process ended, if it did. Read here rather than through nix's
+/// `WaitStatus`, which cannot name a real-time signal and turns such a status into an error
+/// (after the child was reaped).
+fn exit_of(status: libc::c_int) -> Option<Exit> {
+    if libc::WIFEXITED(status) {
+        Some(Exit::Code(libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        Some(Exit::Signal(libc::WTERMSIG(status)))
+    } else {
+        None
+    }
+}
+
 /// waitpid(2) with `WNOHANG` for one child (or, with a negative `child`, any child in that
 /// process group): `Ok(None)` while it runs.
 pub(crate) fn try_wait(child: pid_t) -> io::Result<Option<(pid_t, Exit)>> {
-    retry(|| wait::waitpid(pid(child), Some(WaitPidFlag::WNOHANG))).map(exit_of)
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is valid for one write.
+        match cvt(unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) }.into()) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+            Ok(0) => return Ok(None),
+            Ok(reaped) => return Ok(exit_of(status).map(|exit| (reaped as pid_t, exit))),
+        }
+    }
 }
 
 /// waitid(2) with `WNOWAIT`: how a child ended, leaving it a zombie (so that its pid, and the
 /// process group it is in, cannot be reused while the launcher still signals the group).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn peek_exit(child: pid_t) -> io::Result<Option<Exit>> {
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    retry(|| wait::waitid(wait::Id::Pid(pid(child)), flags))
-        .map(|status| exit_of(status).map(|(_, exit)| exit))
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: an all-zero siginfo_t is a valid value; waitid fills it for a child that ended
+    // and leaves si_pid 0 when none did (WNOHANG); the accessors read the fields waitid set.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        loop {
+            match cvt(libc::waitid(libc::P_PID, child as libc::id_t, &mut info, flags).into()) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
+            break;
+        }
+        if info.si_pid() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(match info.si_code {
+            libc::CLD_EXITED => Exit::Code(info.si_status()),
+            _ => Exit::Signal(info.si_status()),
+        }))
+    }
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -548,25 +587,62 @@ pub(crate) fn wait_readable(fd: BorrowedFd, timeout_ms: i32) -> io::Result<bool>
 }
 
 /// poll(2) on up to two descriptors, with every signal unblocked only while it waits
-/// (ppoll(2)): which of them are readable. `Err(Interrupted)` when a signal handler ran.
+/// (ppoll(2); elsewhere, unblocked around poll(2)): which of them are readable.
+/// `Err(Interrupted)` when a signal handler ran. Allocates nothing.
 pub(crate) fn wait_either(fds: [Option<BorrowedFd>; 2], timeout_ms: i32) -> io::Result<[bool; 2]> {
-    let mut polled: Vec<PollFd> = Vec::with_capacity(2);
-    for fd in fds.iter().flatten() {
-        polled.push(PollFd::new(*fd, PollFlags::POLLIN));
+    fn poll(fd: BorrowedFd) -> PollFd {
+        PollFd::new(fd, PollFlags::POLLIN)
     }
-    let timeout =
-        nix::sys::time::TimeSpec::from(std::time::Duration::from_millis(timeout_ms.max(0) as u64));
-    nix::poll::ppoll(&mut polled, Some(timeout), Some(SigSet::empty())).map_err(io::Error::from)?;
-    let mut ready = polled
-        .iter()
-        .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()));
-    let mut result = [false; 2];
-    for (slot, fd) in result.iter_mut().zip(&fds) {
-        if fd.is_some() {
-            *slot = ready.next().unwrap_or(false);
+    fn readable(fd: &PollFd) -> bool {
+        fd.revents().is_some_and(|events| !events.is_empty())
+    }
+    match fds {
+        [Some(a), Some(b)] => {
+            let mut polled = [poll(a), poll(b)];
+            sleep_in_poll(&mut polled, timeout_ms)?;
+            Ok([readable(&polled[0]), readable(&polled[1])])
+        }
+        [Some(a), None] => {
+            let mut polled = [poll(a)];
+            sleep_in_poll(&mut polled, timeout_ms)?;
+            Ok([readable(&polled[0]), false])
+        }
+        [None, Some(b)] => {
+            let mut polled = [poll(b)];
+            sleep_in_poll(&mut polled, timeout_ms)?;
+            Ok([false, readable(&polled[0])])
+        }
+        [None, None] => {
+            sleep_in_poll(&mut [], timeout_ms)?;
+            Ok([false, false])
         }
     }
-    Ok(result)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn sleep_in_poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<()> {
+    let timeout =
+        nix::sys::time::TimeSpec::from(std::time::Duration::from_millis(timeout_ms.max(0) as u64));
+    nix::poll::ppoll(fds, Some(timeout), Some(SigSet::empty()))
+        .map(drop)
+        .map_err(io::Error::from)
+}
+
+/// Without ppoll(2) a signal between the unblock and poll(2) waits for the timeout: the
+/// caller's timeouts are short where it matters.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn sleep_in_poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<()> {
+    let mut blocked = SigSet::empty();
+    nix_signal::sigprocmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        Some(&mut blocked),
+    )
+    .map_err(io::Error::from)?;
+    let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::MAX);
+    let result = nix::poll::poll(fds, timeout);
+    let _ = nix_signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&blocked), None);
+    result.map(drop).map_err(io::Error::from)
 }
 
 /// How a signal is to be handled.
@@ -607,23 +683,17 @@ pub(crate) fn restore_action(signal: Signal, action: &SavedAction) -> io::Result
     unsafe { nix_signal::sigaction(signal, action) }.map_err(io::Error::from)
 }
 
-/// Whether an action installs a handler (as Rust's runtime does on `SIGSEGV` and `SIGBUS`).
-pub(crate) fn is_handler(action: &SavedAction) -> bool {
-    matches!(
-        action.handler(),
-        SigHandler::Handler(_) | SigHandler::SigAction(_)
-    )
-}
-
-/// rt_sigaction(2) straight to the kernel, for the signals nix's `Signal` cannot name (the
-/// real-time ones, and glibc's reserved 32 and 33, which the C library refuses to touch): if
-/// the signal is ignored, it is set back to `SIG_DFL`; any other disposition (the C library's
-/// own handler) is left alone.
+/// If `signal` is ignored, sets it back to `SIG_DFL`; any other disposition (a handler the
+/// program installed, the C library's own on its reserved signals) is left alone.
+///
+/// Through rt_sigaction(2) straight to the kernel: nix's `sigaction` cannot only look (it
+/// always sets), and its `Signal` cannot name the real-time signals, nor glibc's reserved 32
+/// and 33, which the C library refuses to touch.
 #[cfg(all(
     any(target_os = "linux", target_os = "android"),
     not(any(target_arch = "mips", target_arch = "mips64"))
 ))]
-pub(crate) fn kernel_unignore(signal: libc::c_int) -> io::Result<()> {
+pub(crate) fn unignore(signal: libc::c_int) -> io::Result<()> {
     // The kernel's `struct sigaction` starts with the handler on these architectures (not on
     // MIPS, excluded above); 64 bytes cover its size. All zero is SIG_DFL, no flags, an empty
     // mask. The kernel's sigset is 8 bytes here.
@@ -655,22 +725,32 @@ pub(crate) fn kernel_unignore(signal: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// Elsewhere, through nix for the signals it names: set to default, and the program's own
+/// handler put back.
 #[cfg(not(all(
     any(target_os = "linux", target_os = "android"),
     not(any(target_arch = "mips", target_arch = "mips64"))
 )))]
-pub(crate) fn kernel_unignore(_signal: libc::c_int) -> io::Result<()> {
+pub(crate) fn unignore(signal: libc::c_int) -> io::Result<()> {
+    let Ok(signal) = Signal::try_from(signal) else {
+        return Ok(());
+    };
+    let old = set_disposition(signal, Disposition::Default, true)?;
+    if matches!(
+        old.handler(),
+        SigHandler::Handler(_) | SigHandler::SigAction(_)
+    ) {
+        restore_action(signal, &old)?;
+    }
     Ok(())
 }
 
-/// The signal numbers nix's `Signal` cannot name, up to the highest one: the real-time
-/// signals (and the C library's reserved ones below them).
-pub(crate) fn unnamed_signals() -> std::ops::RangeInclusive<libc::c_int> {
+/// The highest signal number.
+pub(crate) fn highest_signal() -> libc::c_int {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    return 32..=libc::SIGRTMAX();
+    return libc::SIGRTMAX();
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    #[allow(clippy::reversed_empty_ranges)] // none there
-    return 1..=0;
+    return 31;
 }
 
 /// sigprocmask(2) `SIG_BLOCK` of `signals`.
@@ -743,9 +823,9 @@ pub(crate) fn all_ids() -> io::Result<([Uid; 4], [Gid; 4])> {
 
 /// getgroups(2) into `buf`, prepared before the fork (nix's version allocates); the number
 /// of groups.
-pub(crate) fn getgroups(buf: &mut [Gid]) -> io::Result<usize> {
-    // SAFETY: `Gid` is a transparent `gid_t`, and `buf` is valid for writes of its length.
-    let count = unsafe { libc::getgroups(buf.len() as libc::c_int, buf.as_mut_ptr().cast()) };
+pub(crate) fn getgroups(buf: &mut [libc::gid_t]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length, which is passed.
+    let count = unsafe { libc::getgroups(buf.len() as libc::c_int, buf.as_mut_ptr()) };
     cvt(count.into()).map(|count| count as usize)
 }
 

@@ -829,3 +829,24 @@ fn a_pidfile_still_locked_after_a_failed_start_is_left_in_place() {
         "{status:?}"
     );
 }
+
+#[test]
+fn a_daemon_killed_by_a_real_time_signal_is_reported_as_such() {
+    let sandbox = Sandbox::new("rt-signal");
+    let mut command = tunable(&sandbox);
+    command.env("READY", "manual").env("MODE", "hang");
+    let start = Instant::now();
+    let launcher = command.spawn().unwrap();
+    wait_until("the daemon wrote its pid", LAUNCH_TIMEOUT, || {
+        fs::read_to_string(sandbox.pidfile()).is_ok_and(|pid| pid.ends_with('\n'))
+    });
+    // A real-time signal's default action ends the process; its number is one nix's
+    // `Signal` cannot name, and the launcher must still read the wait status.
+    signal(sandbox.daemon_pid(), libc::SIGRTMIN() + 1);
+    let launched = finish(launcher, start);
+    assert_refused(
+        &sandbox,
+        &launched,
+        "the daemon was killed by SIGRTMIN+1 before it was ready (it has no stderr log: set `stderr` to keep what it prints)",
+    );
+}
