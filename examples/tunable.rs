@@ -19,11 +19,15 @@
 //!   by `SIGKILL` before `ready()` (so it cannot remove its pidfile);
 //! - `exit`: calls `std::process::exit(3)` before `ready()`;
 //! - `killed`: dies by `SIGKILL` before `ready()`;
-//! - `hang`: never calls `ready()`.
+//! - `hang`: never calls `ready()`;
+//! - `flood`: sends 100,000 `STATUS=` messages, prints `flooded`, then calls `ready()`.
+//!
+//! DETACH=always|never sets `detach`; with SPAWN_ENV the body first runs a child that writes
+//! its environment to `child.env`. The body tells a supervisor `STATUS=up PID`.
 //!
 //! With a MODE, a graceful shutdown request is ignored: only `SIGKILL` ends the daemon.
 
-use daemon_runtime::{Daemon, Ready, Shutdown};
+use daemon_runtime::{Daemon, Detach, Ready, Shutdown};
 use std::time::Duration;
 
 fn main() -> Result<(), String> {
@@ -49,6 +53,11 @@ fn main() -> Result<(), String> {
     if var("SHUTDOWN").as_deref() == Some("graceful") {
         daemon = daemon.shutdown(Shutdown::Graceful);
     }
+    match var("DETACH").as_deref() {
+        Some("always") => daemon = daemon.detach(Detach::Always),
+        Some("never") => daemon = daemon.detach(Detach::Never),
+        _ => {}
+    }
     if var("CONTROL").is_some() {
         daemon = daemon.control(true);
     }
@@ -60,6 +69,16 @@ fn main() -> Result<(), String> {
     }
     daemon.run(|| {
         println!("up {}", std::process::id());
+        daemon_runtime::notify::status(&format!("up {}", std::process::id()));
+        if var("SPAWN_ENV").is_some() {
+            // What the body, and a child of the service, see of the environment.
+            let dir = var("PROBE_DIR").unwrap_or_default();
+            let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = std::fs::write(format!("{dir}/body.env"), vars.join("\n"));
+            let _ = std::process::Command::new("sh")
+                .args(["-c", "env > \"$PROBE_DIR/child.env\""])
+                .status();
+        }
         match var("MODE").unwrap_or_default().as_str() {
             "ready-on-shutdown" => {
                 while !daemon_runtime::shutdown_requested() {
@@ -114,6 +133,14 @@ fn main() -> Result<(), String> {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             },
             "hang" => {}
+            "flood" => {
+                // To a supervisor that never reads: every send must return at once.
+                for n in 0..100_000 {
+                    daemon_runtime::notify::status(&format!("busy {n}"));
+                }
+                println!("flooded");
+                daemon_runtime::ready();
+            }
             _ => daemon_runtime::ready(),
         }
         // Runs until it is stopped, saying so at each reload.

@@ -3,7 +3,7 @@
 //! exactly what the attribute said. Nothing here is `unsafe`.
 
 use crate::entry::MainFn;
-use crate::validate::{Args, Ready, Seconds};
+use crate::validate::{Args, Detach, Ready, Seconds};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -77,6 +77,14 @@ fn builder_calls(args: &Args, krate: &TokenStream) -> Vec<TokenStream> {
             Ready::Manual => quote!(Manual),
         };
         calls.push(quote!(.ready(#krate::Ready::#mode)));
+    }
+    if let Some(detach) = &args.detach {
+        let mode = match detach.value {
+            Detach::Auto => quote!(Auto),
+            Detach::Always => quote!(Always),
+            Detach::Never => quote!(Never),
+        };
+        calls.push(quote!(.detach(#krate::Detach::#mode)));
     }
     if let Some(timeout) = &args.ready_timeout {
         let duration = duration(timeout.value);

@@ -23,6 +23,13 @@ pub(crate) enum Ready {
     Manual,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Detach {
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Clone, Copy)]
 pub(crate) enum Seconds {
     Whole(u64),
@@ -39,6 +46,7 @@ pub(crate) struct Args {
     pub(crate) stderr: Option<Setting<String>>,
     pub(crate) keep_fds: Option<Setting<Vec<i32>>>,
     pub(crate) ready: Option<Setting<Ready>>,
+    pub(crate) detach: Option<Setting<Detach>>,
     pub(crate) ready_timeout: Option<Setting<Seconds>>,
     pub(crate) core_dumps: Option<Setting<bool>>,
     pub(crate) graceful: Option<Setting<bool>>,
@@ -103,10 +111,13 @@ impl Args {
                 let graceful = choice(key, value, &["exit", "graceful"])? == "graceful";
                 self.graceful = at(graceful, key_span, span);
             }
-            // Validated, then refused: its behaviour has not landed yet.
             Key::Detach => {
-                choice(key, value, &["auto", "always", "never"])?;
-                return Err(syn::Error::new(key_span, "`detach` is not supported yet: today the daemon always detaches (double fork), except under the `run` command of `control = true`; leave it out for now"));
+                let detach = match choice(key, value, &["auto", "always", "never"])? {
+                    "auto" => Detach::Auto,
+                    "always" => Detach::Always,
+                    _ => Detach::Never,
+                };
+                self.detach = at(detach, key_span, span);
             }
         }
         Ok(())

@@ -4,7 +4,7 @@
 
 use crate::control;
 use crate::error::Error;
-use crate::launcher::{self, Detach};
+use crate::launcher::{self, Start};
 use crate::readiness;
 use std::fmt::Debug;
 use std::os::fd::RawFd;
@@ -19,6 +19,23 @@ pub enum Ready {
     Auto,
     /// Ready when the body calls [`ready()`](crate::ready()).
     Manual,
+}
+
+/// Whether the launcher forks the daemon away (the `detach` key, SPEC §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detach {
+    /// Stay in the foreground under a supervisor, fork otherwise. The foreground is chosen
+    /// when `NOTIFY_SOCKET` is set (systemd's `Type=notify`), when `LISTEN_PID` is this
+    /// process (socket activation), when this process is PID 1 of its PID namespace (a
+    /// container), when descriptor 0 is a socket an inetd passes, under the `run` command,
+    /// and when the environment variable `DAEMON_FOREGROUND` is `1`.
+    #[default]
+    Auto,
+    /// Always double-fork, even under a supervisor: under `NOTIFY_SOCKET` the launcher then
+    /// sends `MAINPID=` with `READY=1` for the daemon.
+    Always,
+    /// Never fork: this process is the daemon.
+    Never,
 }
 
 /// What `SIGTERM` and `SIGINT` do (the `shutdown` key).
@@ -76,6 +93,7 @@ pub struct Daemon {
     pub(crate) shutdown: Shutdown,
     pub(crate) stop_timeout: Duration,
     pub(crate) control: bool,
+    pub(crate) detach: Detach,
     pub(crate) user: Option<String>,
     pub(crate) group: Option<String>,
     pub(crate) chroot: Option<PathBuf>,
@@ -106,6 +124,7 @@ impl Daemon {
             shutdown: Shutdown::Exit,
             stop_timeout: Duration::from_secs(10),
             control: false,
+            detach: Detach::Auto,
             user: None,
             group: None,
             chroot: None,
@@ -205,6 +224,12 @@ impl Daemon {
         self
     }
 
+    /// Whether the launcher forks the daemon away, see [`Detach`].
+    pub fn detach(mut self, detach: Detach) -> Daemon {
+        self.detach = detach;
+        self
+    }
+
     /// How long the `stop` command waits after `SIGTERM` before it sends `SIGKILL`. Values
     /// above a year are taken as a year, below a millisecond as a millisecond (the attribute
     /// refuses them).
@@ -232,21 +257,22 @@ impl Daemon {
         let detach = if self.control {
             match control::dispatch(&self, &name) {
                 control::Next::Exit(code) => std::process::exit(code),
-                control::Next::Start => Detach::Announce,
-                control::Next::Foreground => Detach::Foreground,
+                control::Next::Start => Start::Announce,
+                control::Next::Foreground => Start::Run,
             }
         } else {
-            Detach::Quiet
+            Start::Quiet
         };
         match launcher::launch(&self, detach) {
             Ok(()) => {}
-            Err(error @ Error::AlreadyRunning { .. }) if detach == Detach::Announce => {
+            Err(error @ Error::AlreadyRunning { .. }) if detach == Start::Announce => {
                 // LSB: `start` on a running service succeeds.
                 crate::output::say!("{name}: {error}");
                 std::process::exit(0);
             }
             Err(error) => {
                 crate::output::complain!("{name}: {error}");
+                crate::notify::failed(&error.to_string(), error.errno());
                 std::process::exit(error.exit_code());
             }
         }
@@ -327,7 +353,7 @@ impl Daemon {
     /// changed: the caller is expected to print the error and exit with
     /// [`Error::exit_code`].
     pub fn start(self) -> Result<(), Error> {
-        launcher::launch(&self, Detach::Quiet)
+        launcher::launch(&self, Start::Quiet)
     }
 
     pub(crate) fn display_name(&self) -> String {

@@ -14,6 +14,7 @@
 
 use crate::builder::Ready;
 use crate::error::{Error, PathAction, SystemAction};
+use crate::notify;
 use crate::pidfile::{self, Pidfile};
 use crate::prepare::Plan;
 use crate::readiness::{self, Notifier};
@@ -189,11 +190,15 @@ pub(crate) fn set_up(
     // Step 6, last, so that in the foreground an error above still reaches the terminal.
     // Every descriptor of ours is above 2 (fds::ensure_standard_open saw to that). In the
     // foreground, output without a log file stays where the supervisor or terminal put it.
+    // Under inetd, descriptors 0 and 1 are the connection and stay (SPEC §7.5).
     let stdio = |error| (Step::Stdio, error);
     if let Some(devnull) = &plan.devnull {
-        sys::dup_onto_standard(devnull.as_fd(), Standard::In).map_err(stdio)?;
+        if !plan.inetd {
+            sys::dup_onto_standard(devnull.as_fd(), Standard::In).map_err(stdio)?;
+        }
         for (log, standard) in [(&plan.stdout, Standard::Out), (&plan.stderr, Standard::Err)] {
             match log {
+                _ if plan.inetd && standard == Standard::Out => Ok(()),
                 Some(log) => sys::dup_onto_standard(log.fd.as_fd(), standard),
                 None if foreground => Ok(()),
                 None => sys::dup_onto_standard(devnull.as_fd(), standard),
@@ -202,6 +207,7 @@ pub(crate) fn set_up(
         }
     }
     plan.close();
+    notify::set_owner();
     Ok(())
 }
 
@@ -212,7 +218,7 @@ pub(crate) fn set_up(
 /// `Notifier::park` in the daemon, there is nothing to remove or forget), so the launcher's
 /// own forks and exit are not affected.
 pub(crate) fn register_exit_and_fork_handlers() -> Result<(), Error> {
-    sys::at_exit(pidfile::remove_at_exit).map_err(|source| Error::System {
+    sys::at_exit(on_exit).map_err(|source| Error::System {
         action: SystemAction::ExitHandler,
         source,
     })?;
@@ -220,6 +226,13 @@ pub(crate) fn register_exit_and_fork_handlers() -> Result<(), Error> {
         action: SystemAction::ForkHandler,
         source,
     })
+}
+
+/// atexit(3) handler: the service's process ends (`main` returned, `exit`): `STOPPING=1` to a
+/// supervisor, then the pidfile removed. Both only in the service's own process.
+extern "C" fn on_exit() {
+    notify::stopping();
+    pidfile::remove_at_exit();
 }
 
 /// pthread_atfork(3)'s child handler: a process the daemon forks is not the daemon, and does

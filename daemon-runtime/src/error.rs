@@ -236,6 +236,8 @@ pub enum SystemAction {
     VerifyPrivileges,
     /// Registering the handler that closes the pidfile in processes the daemon forks.
     ForkHandler,
+    /// Opening the supervisor's notification socket (`NOTIFY_SOCKET`).
+    Notify,
 }
 
 impl fmt::Display for PathAction {
@@ -271,6 +273,7 @@ impl fmt::Display for SystemAction {
             SystemAction::SetGroups => "cannot set the supplementary groups (setgroups)",
             SystemAction::SetGid => "cannot set the group id (setgid)",
             SystemAction::SetUid => "cannot set the user id (setuid)",
+            SystemAction::Notify => "cannot use the supervisor's notification socket",
             SystemAction::ForkHandler => {
                 "cannot register the handler that keeps forked processes off the pidfile (pthread_atfork)"
             }
@@ -370,6 +373,14 @@ pub(crate) fn describe(error: &io::Error) -> String {
 }
 
 impl Error {
+    /// The `errno` behind this error, for `ERRNO=` to a supervisor.
+    pub(crate) fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Path { source, .. } | Error::System { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
     /// The exit status the launcher ends with for this error: 1, or `128 + signal` for
     /// [`Error::Cancelled`], as a shell reports a command a signal ended.
     pub fn exit_code(&self) -> i32 {

@@ -11,16 +11,19 @@
 //! of the start (the daemon and what it forked) is in the session and process group the first
 //! child created, whose id is the first child's pid: a failed start kills that group.
 
-use crate::builder::Daemon;
+use crate::builder::{Daemon, Detach, Ready};
 use crate::child;
 use crate::error::{Error, SystemAction};
 use crate::fds;
+use crate::notify;
 use crate::output::say;
 use crate::pidfile::{self, Pidfile};
 use crate::prepare::{self, Plan};
 use crate::privileges::Credentials;
+use crate::readiness;
 use crate::readiness::{Listener, Message, Notifier};
 use crate::signals;
+use crate::supervisor;
 use crate::sys::Signal;
 use crate::sys::{self, Exit, Forked};
 use std::io;
@@ -28,24 +31,35 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-/// How [`launch`] runs.
+/// How the program was started.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Detach {
-    /// Double fork; the launcher exits 0 silently once ready (plain `#[daemon]`).
+pub(crate) enum Start {
+    /// Plain `#[daemon]` (or [`Daemon::start`](crate::Daemon::start)): the launcher says
+    /// nothing once the daemon is ready.
     Quiet,
-    /// Double fork; the launcher says `NAME: started (pid N)` (the `start` command).
+    /// The `start` command: the launcher says `NAME: started (pid N)`.
     Announce,
-    /// No fork: this process is the daemon (the `run` command).
+    /// The `run` command: the foreground.
+    Run,
+}
+
+/// Whether this start forks, decided from the `detach` setting and the environment.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Double fork; the launcher waits for readiness.
+    Fork,
+    /// No fork: this process is the daemon.
     Foreground,
 }
 
 /// Runs the start-up sequence. Returns `Ok(())` only in the daemon (or, in the foreground,
 /// in this process), set up; the launcher exits 0 as soon as the daemon is ready, and returns
 /// an error only once nothing of the start is left.
-pub(crate) fn launch(daemon: &Daemon, detach: Detach) -> Result<(), Error> {
+pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     if let Some(count) = prepare::thread_count().filter(|&count| count > 1) {
         return Err(Error::Threads { count });
     }
+    let inetd = supervisor::inetd_socket_on_stdin();
     let descriptors = |source| Error::System {
         action: SystemAction::CloseDescriptors,
         source,
@@ -55,23 +69,40 @@ pub(crate) fn launch(daemon: &Daemon, detach: Detach) -> Result<(), Error> {
     // sssd) that must not live on in the daemon.
     let credentials = Credentials::resolve(daemon.user.as_deref(), daemon.group.as_deref())?;
     fds::close_inherited(&daemon.keep_fds).map_err(descriptors)?;
+    // After the sweep (the notification socket is ours), before any chroot or drop.
+    let foreground_wanted = supervisor::foreground_wanted(inetd);
+    notify::take_environment().map_err(|source| Error::System {
+        action: SystemAction::Notify,
+        source,
+    })?;
+    let mode = match (daemon.detach, start) {
+        (Detach::Never, _) | (_, Start::Run) => Mode::Foreground,
+        (Detach::Auto, _) if foreground_wanted => Mode::Foreground,
+        _ => Mode::Fork,
+    };
     let signals = |source| Error::System {
         action: SystemAction::Signals,
         source,
     };
     signals::reset_for_launch().map_err(signals)?;
     child::register_exit_and_fork_handlers()?;
-    if detach == Detach::Foreground {
+    if mode == Mode::Foreground {
         let (mut plan, pidfile) = prepare::prepare(daemon, credentials)?;
-        return child::set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
+        plan.inetd = inetd;
+        child::set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
             pidfile::remove_at_exit();
             step.error(error.raw_os_error().unwrap_or(0), &plan)
-        });
+        })?;
+        match plan.ready {
+            Ready::Auto => notify::ready(),
+            Ready::Manual => readiness::await_in_foreground(),
+        }
+        return Ok(());
     }
     // A Ctrl-C from here on cancels the start and leaves nothing behind.
     let saved = catch_cancel().map_err(signals)?;
     let result = prepare::prepare(daemon, credentials)
-        .and_then(|(plan, pidfile)| fork_and_wait(daemon, plan, pidfile, detach));
+        .and_then(|(plan, pidfile)| fork_and_wait(daemon, plan, pidfile, start));
     // The daemon comes back here with `Ok`, the launcher only with a failed start.
     if result.is_err() {
         restore_after_failure(&saved);
@@ -87,7 +118,7 @@ fn fork_and_wait(
     daemon: &Daemon,
     mut plan: Plan,
     pidfile: Option<Pidfile>,
-    detach: Detach,
+    start: Start,
 ) -> Result<(), Error> {
     if let Some(signal) = cancelled() {
         plan.abandon(pidfile);
@@ -139,7 +170,10 @@ fn fork_and_wait(
             plan.close();
             match result {
                 Ok(pid) => {
-                    if detach == Detach::Announce {
+                    // Under a supervisor, the launcher is the process it started: it names
+                    // the daemon as the service's main process.
+                    notify::ready_as(pid);
+                    if start == Start::Announce {
                         say!("{}: started (pid {pid})", daemon.display_name());
                     }
                     std::process::exit(0)

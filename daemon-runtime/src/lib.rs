@@ -31,6 +31,7 @@ mod events;
 mod fds;
 mod files;
 mod launcher;
+pub mod notify;
 mod output;
 mod paths;
 mod pidfile;
@@ -38,9 +39,10 @@ mod prepare;
 mod privileges;
 mod readiness;
 mod signals;
+mod supervisor;
 mod sys;
 
-pub use crate::builder::{Daemon, MainOutput, Ready, Shutdown};
+pub use crate::builder::{Daemon, Detach, MainOutput, Ready, Shutdown};
 pub use crate::control::ControlCommand;
 pub use crate::error::{Error, Exit, LockHolder, PathAction, SystemAction};
 pub use crate::events::{
@@ -78,7 +80,7 @@ pub use crate::readiness::ready;
 /// | `stop_timeout` | seconds (at least `0.001`) | `10` | `stop`: `SIGKILL` this long after `SIGTERM` |
 /// | `user`, `group` | name or number | unchanged | see [`Daemon::user`], [`Daemon::group`] |
 /// | `chroot` | path string | none | see [`Daemon::chroot`] |
-/// | `detach` | | | planned: a compile error today |
+/// | `detach` | `"auto"`, `"always"`, `"never"` | `"auto"` | see [`Detach`] |
 ///
 /// Path strings expand `$VAR`, `${VAR}` and `${VAR:-default}` from the launcher's environment
 /// at start-up (an unset variable without default is a start-up error that names it; `$$` is a

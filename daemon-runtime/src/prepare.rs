@@ -38,6 +38,8 @@ pub(crate) struct Plan {
     pub(crate) chroot: Option<Root>,
     /// The ids to take, if any.
     pub(crate) credentials: Option<Credentials>,
+    /// Descriptors 0 and 1 are an inetd's connection, and stay.
+    pub(crate) inetd: bool,
 }
 
 /// The directory that becomes the daemon's root: its path (for messages) and, until the
@@ -169,6 +171,7 @@ impl Plan {
             handling: Some(handling),
             chroot,
             credentials,
+            inetd: false,
         })
     }
 

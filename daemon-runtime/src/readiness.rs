@@ -7,10 +7,11 @@
 //! too). The write end is `O_CLOEXEC`, and a process the daemon forks closes its copy.
 
 use crate::child::Step;
+use crate::notify;
 use crate::sys;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
 
 const PID: u8 = b'P';
@@ -42,6 +43,9 @@ pub fn ready() {
     if let Some(fd) = take_pending() {
         let _ = send(fd.as_fd(), READY, &[]);
     }
+    if FOREGROUND_PENDING.swap(false, Ordering::SeqCst) {
+        notify::ready();
+    }
 }
 
 /// In a process the daemon forks (pthread_atfork(3)'s child handler): closes the child's copy
@@ -50,15 +54,27 @@ pub(crate) fn forget_in_child() {
     drop(take_pending());
 }
 
-/// Whether the launcher is still waiting for [`ready`].
+/// In the foreground with `ready = "manual"`: [`ready`] tells the supervisor (`READY=1`).
+static FOREGROUND_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// The foreground waits for [`ready`] (there is no launcher: the supervisor is told).
+pub(crate) fn await_in_foreground() {
+    FOREGROUND_PENDING.store(true, Ordering::SeqCst);
+}
+
+/// Whether the launcher (or, in the foreground, the supervisor) is still waiting for
+/// [`ready`].
 pub(crate) fn is_pending() -> bool {
-    PENDING.load(Ordering::SeqCst) >= 0
+    PENDING.load(Ordering::SeqCst) >= 0 || FOREGROUND_PENDING.load(Ordering::SeqCst)
 }
 
 /// Sends `message` to the waiting launcher, which prints it and exits 1.
 pub(crate) fn fail(message: &str) {
     if let Some(fd) = take_pending() {
         let _ = send(fd.as_fd(), FAILED, message.as_bytes());
+    }
+    if FOREGROUND_PENDING.swap(false, Ordering::SeqCst) {
+        notify::failed(message, None);
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::events;
 use crate::files::{self, Opener};
+use crate::notify;
 use crate::pidfile;
 use crate::sys::{self, Disposition, Signal, Standard};
 use std::ffi::{CStr, CString};
@@ -80,6 +81,7 @@ pub(crate) fn for_daemon(handling: Handling, foreground: bool) -> io::Result<()>
 /// set the flag and wake the body. Only async-signal-safe calls.
 extern "C" fn on_terminate(_signal: libc::c_int) {
     let _errno = sys::ErrnoGuard::save();
+    notify::stopping();
     if HANDLING.get().is_some_and(|handling| handling.graceful) {
         events::request_shutdown();
     } else {
@@ -92,6 +94,7 @@ extern "C" fn on_terminate(_signal: libc::c_int) {
 /// same path), then requests a reload. Only async-signal-safe calls: open, fstat, dup2, close.
 extern "C" fn on_hangup(_signal: libc::c_int) {
     let _errno = sys::ErrnoGuard::save();
+    notify::reloading();
     if let Some(handling) = HANDLING.get() {
         for (log, target) in [
             (&handling.stdout, Standard::Out),
@@ -104,6 +107,9 @@ extern "C" fn on_hangup(_signal: libc::c_int) {
         }
     }
     events::request_reload();
+    // The runtime's part of the reload is done: `systemctl reload` returns whether or not the
+    // body observes reloads.
+    notify::ready();
 }
 
 /// Opens the log `name` in `directory` for append (created 0640, with the same checks as at

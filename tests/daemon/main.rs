@@ -13,4 +13,5 @@ mod readiness;
 mod review;
 mod startup;
 mod stress;
+mod supervisors;
 mod support;

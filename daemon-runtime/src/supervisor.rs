@@ -1,0 +1,52 @@
+//! SPEC §7.1: whether a supervisor runs this service, so that `detach = "auto"` stays in the
+//! foreground. It never decides from `getppid() == 1` or from "systemd is running": both
+//! misfire (subreapers, `start-stop-daemon --background`, containers).
+
+use crate::sys;
+use nix::sys::socket::{self, AddressFamily, SockaddrLike, SockaddrStorage};
+use std::os::fd::AsRawFd;
+
+/// The environment variable that asks for the foreground (`DAEMON_FOREGROUND=1`), for the
+/// supervisors that say nothing (runit, s6, supervisord, a container's own init).
+pub(crate) const FOREGROUND_VARIABLE: &str = "DAEMON_FOREGROUND";
+
+/// Whether a supervisor wants this process in the foreground: `NOTIFY_SOCKET` is set,
+/// `LISTEN_PID` names this process, it is PID 1 of its PID namespace, descriptor 0 is an
+/// inetd socket (`inetd`), or `DAEMON_FOREGROUND` is `1`. Looks, changes nothing.
+pub(crate) fn foreground_wanted(inetd: bool) -> bool {
+    let set = |name| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    let listen_pid = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.trim().parse::<i32>().ok());
+    set("NOTIFY_SOCKET")
+        || listen_pid == Some(sys::getpid())
+        || sys::getpid() == 1
+        || inetd
+        || std::env::var_os(FOREGROUND_VARIABLE).is_some_and(|value| value == "1")
+}
+
+/// Whether descriptor 0 is a socket an inetd would pass: an internet socket, or a unix
+/// socket with a bound address. A socketpair (unnamed) or a pipe is not.
+pub(crate) fn inetd_socket_on_stdin() -> bool {
+    let stdin = std::io::stdin();
+    let fd = stdin.as_raw_fd();
+    let Ok(address) = socket::getsockname::<SockaddrStorage>(fd) else {
+        return false; // not a socket (ENOTSOCK), or closed
+    };
+    match address.family() {
+        Some(AddressFamily::Inet | AddressFamily::Inet6) => true,
+        Some(AddressFamily::Unix) => address.as_unix_addr().is_some_and(|unix| {
+            unix.path().is_some() || {
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                {
+                    unix.as_abstract().is_some()
+                }
+                #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                {
+                    false
+                }
+            }
+        }),
+        _ => false,
+    }
+}

@@ -1,0 +1,347 @@
+//! SPEC §7.1 and §7.2: `detach`, and sd_notify to a receiver the test owns (an abstract and a
+//! path socket, with `SO_PASSCRED`, so that every message comes with the sender's pid).
+
+use crate::support::*;
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A notification socket, as systemd's: a datagram socket that reports each sender's pid.
+struct Receiver {
+    fd: OwnedFd,
+    /// What goes into `NOTIFY_SOCKET`: a path, or `@name`.
+    address: String,
+    /// Messages read but not yet asked for, in order.
+    backlog: std::cell::RefCell<Vec<(i32, String)>>,
+}
+
+impl Receiver {
+    fn bind(address: String) -> Receiver {
+        // SAFETY: plain socket creation; the descriptor is owned below.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: a new descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: an all-zero sockaddr_un is valid; the path is copied within its bounds.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let bytes = address.as_bytes();
+        let (path, skip) = match bytes.first() {
+            Some(b'@') => (&bytes[1..], 1usize), // abstract: sun_path[0] stays 0
+            _ => (bytes, 0),
+        };
+        for (i, b) in path.iter().enumerate() {
+            addr.sun_path[i + skip] = *b as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sa_family_t>() + skip + path.len() + (1 - skip);
+        // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes.
+        let bound = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len as libc::socklen_t,
+            )
+        };
+        assert_eq!(
+            bound,
+            0,
+            "bind {address}: {}",
+            std::io::Error::last_os_error()
+        );
+        let on: libc::c_int = 1;
+        // SAFETY: SO_PASSCRED takes an int.
+        let set = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PASSCRED,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
+        Receiver {
+            fd,
+            address,
+            backlog: Default::default(),
+        }
+    }
+
+    /// The next datagram and its sender's pid, waiting at most `timeout`.
+    fn next(&self, timeout: Duration) -> Option<(i32, String)> {
+        let mut pollfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pollfd, 1, timeout.as_millis() as i32) } != 1 {
+            return None;
+        }
+        let mut data = [0u8; 4096];
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // SAFETY: an all-zero msghdr is valid; the buffers outlive the call.
+        let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+        header.msg_iov = &mut iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: `header` points at valid buffers.
+        let len = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut header, 0) };
+        assert!(len >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+        let mut pid = 0;
+        // SAFETY: walking the control messages the kernel wrote, with the libc macros.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&header);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
+                {
+                    let creds = libc::CMSG_DATA(cmsg).cast::<libc::ucred>().read_unaligned();
+                    pid = creds.pid;
+                }
+                cmsg = libc::CMSG_NXTHDR(&header, cmsg);
+            }
+        }
+        Some((
+            pid,
+            String::from_utf8_lossy(&data[..len as usize]).into_owned(),
+        ))
+    }
+
+    /// The first message that starts with `prefix` (read before or now), and its pid; the
+    /// others stay for later calls, in order.
+    fn expect(&self, prefix: &str) -> (i32, String) {
+        let deadline = Instant::now() + LAUNCH_TIMEOUT;
+        loop {
+            let mut backlog = self.backlog.borrow_mut();
+            if let Some(at) = backlog.iter().position(|(_, m)| m.starts_with(prefix)) {
+                return backlog.remove(at);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {prefix:?} on {}; saw {backlog:?}",
+                self.address
+            );
+            if let Some(message) = self.next(deadline.saturating_duration_since(Instant::now())) {
+                backlog.push(message);
+            }
+        }
+    }
+
+    /// Every message not asked for yet, and every one that comes within `window`.
+    fn drain(&self, window: Duration) -> Vec<String> {
+        let deadline = Instant::now() + window;
+        let mut messages: Vec<String> = self
+            .backlog
+            .borrow_mut()
+            .drain(..)
+            .map(|(_, m)| m)
+            .collect();
+        while let Some((_, message)) = self.next(deadline.saturating_duration_since(Instant::now()))
+        {
+            messages.push(message);
+        }
+        messages
+    }
+}
+
+fn abstract_receiver(sandbox: &Sandbox) -> Receiver {
+    Receiver::bind(format!("@{}/notify", sandbox.dir.display()))
+}
+
+#[test]
+fn under_notify_socket_the_service_stays_in_the_foreground_and_says_each_step() {
+    let sandbox = Sandbox::new("notify-foreground");
+    let receiver = abstract_receiver(&sandbox);
+    let mut service = tunable_command(&sandbox)
+        .env("NOTIFY_SOCKET", &receiver.address)
+        .env("WATCHDOG_USEC", "5000000")
+        .env("SPAWN_ENV", "1")
+        .spawn()
+        .unwrap();
+    let pid = service.id() as i32;
+    // READY=1 from the very process the supervisor started: no fork.
+    assert_eq!(receiver.expect("READY=1"), (pid, "READY=1".to_owned()));
+    assert_eq!(
+        receiver.expect("STATUS="),
+        (pid, format!("STATUS=up {pid}"))
+    );
+    assert_eq!(read_pid(&sandbox.pidfile()), pid, "the pidfile names it");
+    // The variables were taken out of the environment: the body's, and its child's.
+    wait_until("the child wrote its environment", GONE_TIMEOUT, || {
+        sandbox.path("child.env").exists()
+    });
+    let child_env = fs::read_to_string(sandbox.path("child.env")).unwrap();
+    let body_env = fs::read_to_string(sandbox.path("body.env")).unwrap();
+    assert!(body_env.contains("PROBE_DIR="), "{body_env}");
+    for variable in ["NOTIFY_SOCKET", "WATCHDOG_USEC"] {
+        assert!(
+            !body_env.contains(variable),
+            "{variable} in the body's environment"
+        );
+        assert!(
+            !child_env.contains(variable),
+            "{variable} in a child's environment"
+        );
+    }
+    // A reload: one datagram with RELOADING=1 and the monotonic time, then READY=1.
+    signal(pid, libc::SIGHUP);
+    let (from, reloading) = receiver.expect("RELOADING=1");
+    assert_eq!(from, pid);
+    let usec: u64 = reloading
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .and_then(|usec| usec.parse().ok())
+        .unwrap_or_else(|| panic!("{reloading:?}"));
+    assert!(usec > 0);
+    assert_eq!(receiver.expect("READY=1").1, "READY=1");
+    // SIGTERM: STOPPING=1, once; exit 0, pidfile gone.
+    signal(pid, libc::SIGTERM);
+    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
+    assert_eq!(status.code(), Some(0));
+    let _ = service.wait();
+    let stopping: Vec<String> = receiver
+        .drain(Duration::from_millis(200))
+        .into_iter()
+        .filter(|message| message.contains("STOPPING=1"))
+        .collect();
+    assert_eq!(stopping, vec!["STOPPING=1".to_owned()]);
+    assert!(!sandbox.pidfile().exists());
+}
+
+fn tunable_command(sandbox: &Sandbox) -> Command {
+    sandbox.command("tunable")
+}
+
+#[test]
+fn detach_always_under_notify_socket_names_the_daemon_as_main_pid() {
+    let sandbox = Sandbox::new("notify-always");
+    let receiver = Receiver::bind(sandbox.path("notify.sock").display().to_string());
+    let start = Instant::now();
+    let launcher = tunable_command(&sandbox)
+        .env("NOTIFY_SOCKET", &receiver.address)
+        .env("DETACH", "always")
+        .spawn()
+        .unwrap();
+    let launcher_pid = launcher.id() as i32;
+    let launched = finish(launcher, start);
+    launched.assert_started();
+    let daemon = sandbox.daemon_pid();
+    assert_ne!(daemon, launcher_pid);
+    // One datagram from the launcher (the process systemd started), naming the daemon.
+    let (from, message) = receiver.expect("MAINPID=");
+    assert_eq!(from, launcher_pid);
+    assert_eq!(message, format!("MAINPID={daemon}\nREADY=1"));
+    // The daemon speaks for itself afterwards.
+    assert_eq!(
+        receiver.expect("STATUS="),
+        (daemon, format!("STATUS=up {daemon}"))
+    );
+    signal(daemon, libc::SIGTERM);
+    wait_for_exit(daemon, GONE_TIMEOUT);
+    assert_eq!(
+        receiver.expect("STOPPING=1"),
+        (daemon, "STOPPING=1".to_owned())
+    );
+}
+
+#[test]
+fn a_start_up_failure_under_notify_socket_sends_status_and_errno() {
+    let sandbox = Sandbox::new("notify-failure");
+    let receiver = abstract_receiver(&sandbox);
+    let pidfile = sandbox.path("missing/p.pid");
+    let launched = launch(
+        tunable_command(&sandbox)
+            .env("NOTIFY_SOCKET", &receiver.address)
+            .env("PIDFILE", &pidfile),
+    );
+    assert_eq!(launched.code(), Some(1), "{launched:?}");
+    let (_, message) = receiver.expect("STATUS=");
+    assert_eq!(
+        message,
+        format!(
+            "STATUS=cannot open pidfile {}: No such file or directory\nERRNO={}",
+            pidfile.display(),
+            libc::ENOENT
+        )
+    );
+}
+
+#[test]
+fn a_supervisor_that_never_reads_does_not_block_the_service() {
+    let sandbox = Sandbox::new("notify-full");
+    // Bound, never read: its queue fills after a few hundred datagrams.
+    let receiver = abstract_receiver(&sandbox);
+    let mut service = tunable_command(&sandbox)
+        .env("NOTIFY_SOCKET", &receiver.address)
+        .env("READY", "manual")
+        .env("MODE", "flood")
+        .env("STDOUT", sandbox.path("out.log"))
+        .spawn()
+        .unwrap();
+    wait_until("100,000 sends returned", LAUNCH_TIMEOUT, || {
+        fs::read_to_string(sandbox.path("out.log")).is_ok_and(|log| log.contains("flooded"))
+    });
+    let _ = service.kill();
+    let _ = service.wait();
+}
+
+#[test]
+fn start_stop_daemon_notify_await_returns_once_the_service_is_ready() {
+    let sandbox = Sandbox::new("ssd-notify");
+    let ssd = ["/sbin/start-stop-daemon", "/usr/sbin/start-stop-daemon"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .expect("start-stop-daemon (dpkg) is installed");
+    let launched = launch(
+        sandbox
+            .command_for(ssd)
+            .args([
+                "--start",
+                "--background",
+                "--notify-await",
+                "--notify-timeout",
+                "10",
+            ])
+            .args(["--pidfile"])
+            .arg(sandbox.pidfile())
+            .arg("--exec")
+            .arg(example("tunable")),
+    );
+    assert_eq!(launched.code(), Some(0), "{launched:?}");
+    // Ready means: running, pidfile written and locked.
+    let pid = sandbox.daemon_pid();
+    assert!(is_alive(pid));
+    assert!(is_locked(&sandbox.pidfile()));
+    signal(pid, libc::SIGTERM);
+    wait_for_exit(pid, GONE_TIMEOUT);
+}
+
+#[test]
+fn daemon_foreground_1_and_detach_never_stay_in_the_foreground() {
+    for (variable, value) in [("DAEMON_FOREGROUND", "1"), ("DETACH", "never")] {
+        let sandbox = Sandbox::new("foreground");
+        let mut service = tunable_command(&sandbox)
+            .env(variable, value)
+            .spawn()
+            .unwrap();
+        let pid = service.id() as i32;
+        wait_until(
+            "the pidfile names the started process",
+            GONE_TIMEOUT,
+            || fs::read_to_string(sandbox.pidfile()).is_ok_and(|text| text == format!("{pid}\n")),
+        );
+        assert_eq!(sandbox.processes(), vec![pid], "{variable}={value}: forked");
+        signal(pid, libc::SIGTERM);
+        let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
+        assert_eq!(status.code(), Some(0));
+        let _ = service.wait();
+        assert!(!sandbox.pidfile().exists());
+    }
+}

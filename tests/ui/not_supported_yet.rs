@@ -1,2 +1,0 @@
-#[daemon_runtime::daemon(detach = "never")]
-fn main() {}
