@@ -20,7 +20,9 @@
 //! - `exit`: calls `std::process::exit(3)` before `ready()`;
 //! - `killed`: dies by `SIGKILL` before `ready()`;
 //! - `hang`: never calls `ready()`;
-//! - `flood`: sends 100,000 `STATUS=` messages, prints `flooded`, then calls `ready()`.
+//! - `flood`: sends 100,000 `STATUS=` messages, prints `flooded`, then calls `ready()`;
+//! - `serve`: takes the `echo` socket (LISTEN=echo=ADDRESS, or socket activation), calls
+//!   `ready()`, and answers each connection's first line with `echo PID: LINE`.
 //!
 //! DETACH=always|never sets `detach`; with SPAWN_ENV the body first runs a child that writes
 //! its environment to `child.env`. The body tells a supervisor `STATUS=up PID`.
@@ -52,6 +54,9 @@ fn main() -> Result<(), String> {
     }
     if var("SHUTDOWN").as_deref() == Some("graceful") {
         daemon = daemon.shutdown(Shutdown::Graceful);
+    }
+    if let Some(entry) = var("LISTEN") {
+        daemon = daemon.listen(entry);
     }
     match var("DETACH").as_deref() {
         Some("always") => daemon = daemon.detach(Detach::Always),
@@ -133,6 +138,19 @@ fn main() -> Result<(), String> {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             },
             "hang" => {}
+            "serve" => {
+                // Answers each line on the "echo" socket with `echo PID: LINE`.
+                let listener = daemon_runtime::tcp_listener("echo").map_err(|e| e.to_string())?;
+                daemon_runtime::ready();
+                for stream in listener.incoming().flatten() {
+                    use std::io::{BufRead, Write};
+                    let mut reader = std::io::BufReader::new(&stream);
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_ok() {
+                        let _ = write!(&stream, "echo {}: {line}", std::process::id());
+                    }
+                }
+            }
             "flood" => {
                 // To a supervisor that never reads: every send must return at once.
                 for n in 0..100_000 {

@@ -63,6 +63,12 @@ fn builder_calls(args: &Args, krate: &TokenStream) -> Vec<TokenStream> {
             calls.push(quote_spanned!(setting.span=> .#method(#value)));
         }
     }
+    if let Some(listen) = &args.listen {
+        for entry in &listen.value {
+            let entry = Literal::string(entry);
+            calls.push(quote_spanned!(listen.span=> .listen(#entry)));
+        }
+    }
     if let Some(umask) = &args.umask {
         let mask = Literal::u32_unsuffixed(umask.value);
         calls.push(quote!(.umask(#mask)));

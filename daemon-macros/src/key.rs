@@ -22,11 +22,12 @@ pub(crate) enum Key {
     CoreDumps,
     Name,
     Crate,
+    Listen,
 }
 
 impl Key {
     /// Every key, in the order the documentation lists them.
-    pub(crate) const ALL: [Key; 18] = [
+    pub(crate) const ALL: [Key; 19] = [
         Key::Pidfile,
         Key::Umask,
         Key::Workdir,
@@ -45,6 +46,7 @@ impl Key {
         Key::CoreDumps,
         Key::Name,
         Key::Crate,
+        Key::Listen,
     ];
 
     /// The key as written in the attribute.
@@ -89,6 +91,11 @@ impl Key {
                 "crate",
                 "a quoted path",
                 "crate = \"::my_reexport::daemon_runtime\"",
+            ),
+            Key::Listen => (
+                "listen",
+                "a list of \"NAME=ADDRESS\" strings",
+                "listen = [\"http=127.0.0.1:8080\", \"admin=unix:/run/mysvc.sock\"]",
             ),
         }
     }

@@ -57,6 +57,7 @@ pub(crate) struct Args {
     pub(crate) control: Option<Setting<bool>>,
     pub(crate) name: Option<Setting<String>>,
     pub(crate) krate: Option<Setting<syn::Path>>,
+    pub(crate) listen: Option<Setting<Vec<String>>>,
 }
 
 /// The settings of the entries, then the checks between them. The mistakes the parsing
@@ -107,6 +108,7 @@ impl Args {
             Key::Control => self.control = at(boolean(key, value)?, key_span, span),
             Key::Name => self.name = at(name(value)?, key_span, span),
             Key::Crate => self.krate = at(crate_path(value)?, key_span, span),
+            Key::Listen => self.listen = at(listen(value)?, key_span, span),
             Key::Shutdown => {
                 let graceful = choice(key, value, &["exit", "graceful"])? == "graceful";
                 self.graceful = at(graceful, key_span, span);
@@ -352,6 +354,72 @@ fn keep_fds(expr: &Expr) -> syn::Result<Vec<i32>> {
     match errors {
         Some(errors) => Err(errors),
         None => Ok(fds),
+    }
+}
+
+/// `listen = ["NAME=ADDRESS", ...]`: each a string with a name (letters, digits, `_`, `-`,
+/// `.`) and an address (`HOST:PORT`, `[IPV6]:PORT`, `unix:PATH`), each name once.
+fn listen(expr: &Expr) -> syn::Result<Vec<String>> {
+    let Expr::Array(array) = unwrap_groups(expr) else {
+        return Err(wrong_type(Key::Listen, expr));
+    };
+    let mut entries: Vec<String> = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    let mut push = |error: syn::Error| match &mut errors {
+        Some(errors) => errors.combine(error),
+        None => errors = Some(error),
+    };
+    for element in &array.elems {
+        let Some(Lit::Str(lit)) = literal(element) else {
+            push(wrong_type(Key::Listen, element));
+            continue;
+        };
+        let entry = lit.value();
+        let problem = match entry.split_once('=') {
+            None => Some("write NAME=ADDRESS, like \"http=127.0.0.1:8080\"".to_owned()),
+            Some((name, _))
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) =>
+            {
+                Some("the name before `=` is letters, digits, `_`, `-` and `.`".to_owned())
+            }
+            Some((_, address)) => match address.strip_prefix("unix:") {
+                Some("") => Some("`unix:` needs a path".to_owned()),
+                Some(path) => template::check(path).err(),
+                // A port may come from a variable, checked once expanded at start-up.
+                None if address.contains('$') => template::check(address).err(),
+                None if address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok()
+                }) =>
+                {
+                    None
+                }
+                None => Some("the address is HOST:PORT, [IPV6]:PORT or unix:PATH".to_owned()),
+            },
+        };
+        let name = entry.split_once('=').map_or("", |(name, _)| name);
+        if let Some(problem) = problem {
+            push(syn::Error::new(
+                lit.span(),
+                format!("`listen` entry \"{entry}\": {problem}"),
+            ));
+        } else if entries
+            .iter()
+            .any(|other| other.split_once('=').map(|(n, _)| n) == Some(name))
+        {
+            push(syn::Error::new(
+                lit.span(),
+                format!("`listen` names \"{name}\" twice"),
+            ));
+        } else {
+            entries.push(entry);
+        }
+    }
+    match errors {
+        Some(errors) => Err(errors),
+        None => Ok(entries),
     }
 }
 

@@ -94,6 +94,7 @@ pub struct Daemon {
     pub(crate) stop_timeout: Duration,
     pub(crate) control: bool,
     pub(crate) detach: Detach,
+    pub(crate) listen: Vec<String>,
     pub(crate) user: Option<String>,
     pub(crate) group: Option<String>,
     pub(crate) chroot: Option<PathBuf>,
@@ -125,6 +126,7 @@ impl Daemon {
             stop_timeout: Duration::from_secs(10),
             control: false,
             detach: Detach::Auto,
+            listen: Vec::new(),
             user: None,
             group: None,
             chroot: None,
@@ -221,6 +223,16 @@ impl Daemon {
     /// What `SIGTERM` and `SIGINT` do, see [`Shutdown`].
     pub fn shutdown(mut self, shutdown: Shutdown) -> Daemon {
         self.shutdown = shutdown;
+        self
+    }
+
+    /// A listening socket, `NAME=ADDRESS` (`HOST:PORT`, `[IPV6]:PORT` or `unix:PATH`), bound
+    /// by the launcher before the fork and before privileges drop, or taken from socket
+    /// activation when one of that name was passed. Call it once per socket; the body takes
+    /// them with [`listener`](crate::listener), [`tcp_listener`](crate::tcp_listener) or
+    /// [`unix_listener`](crate::unix_listener).
+    pub fn listen(mut self, entry: impl Into<String>) -> Daemon {
+        self.listen.push(entry.into());
         self
     }
 

@@ -70,6 +70,19 @@ pub enum Error {
         /// The name given.
         name: String,
     },
+    /// A `listen` entry could not be bound (or is malformed).
+    Listen {
+        /// The entry, `NAME=ADDRESS`, as written.
+        entry: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Socket activation's variables (`LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`) are
+    /// malformed.
+    Activation {
+        /// What is wrong, naming the variable.
+        message: String,
+    },
     /// The daemon did not become ready within `ready_timeout`, and was stopped.
     NotReady {
         /// The `ready_timeout` that passed.
@@ -311,6 +324,10 @@ impl fmt::Display for Error {
                 pidfile.display()
             ),
             Error::System { action, source } => write!(f, "{action}: {}", describe(source)),
+            Error::Listen { entry, source } => {
+                write!(f, "cannot listen on {entry}: {}", describe(source))
+            }
+            Error::Activation { message } => write!(f, "socket activation: {message}"),
             Error::UnknownUser { name } => write!(f, "unknown user `{name}`"),
             Error::UnknownGroup { name } => write!(f, "unknown group `{name}`"),
             Error::NotReady { timeout, pid } => {
@@ -376,7 +393,9 @@ impl Error {
     /// The `errno` behind this error, for `ERRNO=` to a supervisor.
     pub(crate) fn errno(&self) -> Option<i32> {
         match self {
-            Error::Path { source, .. } | Error::System { source, .. } => source.raw_os_error(),
+            Error::Path { source, .. }
+            | Error::System { source, .. }
+            | Error::Listen { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }

@@ -15,6 +15,7 @@ use crate::builder::{Daemon, Detach, Ready};
 use crate::child;
 use crate::error::{Error, SystemAction};
 use crate::fds;
+use crate::listen;
 use crate::notify;
 use crate::output::say;
 use crate::pidfile::{self, Pidfile};
@@ -60,6 +61,22 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
         return Err(Error::Threads { count });
     }
     let inetd = supervisor::inetd_socket_on_stdin();
+    // Before the variables are taken out of the environment.
+    let foreground_wanted = supervisor::foreground_wanted(inetd);
+    let entries = daemon
+        .listen
+        .iter()
+        .map(|entry| {
+            listen::Entry::parse(entry).map_err(|why| Error::Listen {
+                entry: entry.clone(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, why),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<String> = entries.iter().map(|entry| entry.name.clone()).collect();
+    // Before the sweep, which keeps the activated descriptors.
+    let activation =
+        listen::take_activation(&names).map_err(|message| Error::Activation { message })?;
     let descriptors = |source| Error::System {
         action: SystemAction::CloseDescriptors,
         source,
@@ -68,9 +85,14 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     // Before the descriptors are closed: a user database lookup may open sockets (nscd,
     // sssd) that must not live on in the daemon.
     let credentials = Credentials::resolve(daemon.user.as_deref(), daemon.group.as_deref())?;
-    fds::close_inherited(&daemon.keep_fds).map_err(descriptors)?;
+    let keep: Vec<_> = daemon
+        .keep_fds
+        .iter()
+        .copied()
+        .chain(activation.numbers())
+        .collect();
+    fds::close_inherited(&keep).map_err(descriptors)?;
     // After the sweep (the notification socket is ours), before any chroot or drop.
-    let foreground_wanted = supervisor::foreground_wanted(inetd);
     notify::take_environment().map_err(|source| Error::System {
         action: SystemAction::Notify,
         source,
@@ -87,7 +109,7 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     signals::reset_for_launch().map_err(signals)?;
     child::register_exit_and_fork_handlers()?;
     if mode == Mode::Foreground {
-        let (mut plan, pidfile) = prepare::prepare(daemon, credentials)?;
+        let (mut plan, pidfile) = prepare::prepare(daemon, credentials, &entries, activation)?;
         plan.inetd = inetd;
         child::set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
             pidfile::remove_at_exit();
@@ -101,7 +123,7 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     }
     // A Ctrl-C from here on cancels the start and leaves nothing behind.
     let saved = catch_cancel().map_err(signals)?;
-    let result = prepare::prepare(daemon, credentials)
+    let result = prepare::prepare(daemon, credentials, &entries, activation)
         .and_then(|(plan, pidfile)| fork_and_wait(daemon, plan, pidfile, start));
     // The daemon comes back here with `Ok`, the launcher only with a failed start.
     if result.is_err() {

@@ -31,6 +31,7 @@ mod events;
 mod fds;
 mod files;
 mod launcher;
+mod listen;
 pub mod notify;
 mod output;
 mod paths;
@@ -48,6 +49,7 @@ pub use crate::error::{Error, Exit, LockHolder, PathAction, SystemAction};
 pub use crate::events::{
     events_fd, reload_requested, shutdown_requested, wait, wait_timeout, Event,
 };
+pub use crate::listen::{listener, tcp_listener, unix_listener};
 pub use crate::readiness::ready;
 
 /// Turns `fn main` into a correct Unix daemon.
@@ -81,6 +83,7 @@ pub use crate::readiness::ready;
 /// | `user`, `group` | name or number | unchanged | see [`Daemon::user`], [`Daemon::group`] |
 /// | `chroot` | path string | none | see [`Daemon::chroot`] |
 /// | `detach` | `"auto"`, `"always"`, `"never"` | `"auto"` | see [`Detach`] |
+/// | `listen` | `["NAME=ADDRESS", ...]` | `[]` | see [`Daemon::listen`] and [`listener`] |
 ///
 /// Path strings expand `$VAR`, `${VAR}` and `${VAR:-default}` from the launcher's environment
 /// at start-up (an unset variable without default is a start-up error that names it; `$$` is a

@@ -4,6 +4,7 @@
 use crate::builder::{Daemon, Ready, Shutdown};
 use crate::error::{Error, PathAction};
 use crate::files::{self, Directory, Location, Opener, Refusal};
+use crate::listen;
 use crate::paths::{self, Cwd};
 use crate::pidfile::Pidfile;
 use crate::privileges::Credentials;
@@ -61,14 +62,20 @@ pub(crate) struct LogFile {
 pub(crate) fn prepare(
     daemon: &Daemon,
     credentials: Option<Credentials>,
+    entries: &[listen::Entry],
+    activation: listen::Activation,
 ) -> Result<(Plan, Option<Pidfile>), Error> {
     let mut plan = Plan::new(daemon, credentials)?;
-    // The pidfile before the log files: a launcher that loses to a running instance must not
-    // create (and then remove) a log file the winner is using.
+    // The pidfile before the sockets and the log files: a launcher that loses to a running
+    // instance must not take its port, nor create (and then remove) a log file it uses.
     let pidfile = match &plan.pidfile {
         Some(path) => Some(Pidfile::lock(path.clone())?),
         None => None,
     };
+    if let Err((entry, source)) = listen::prepare(entries, activation) {
+        plan.abandon(pidfile);
+        return Err(Error::Listen { entry, source });
+    }
     if let Err(error) = plan.open_logs(pidfile.as_ref()) {
         plan.abandon(pidfile);
         return Err(error);

@@ -173,6 +173,11 @@ pub(crate) fn clear_nonblock(fd: BorrowedFd) -> io::Result<()> {
     set_status_flag(fd, OFlag::O_NONBLOCK, false)
 }
 
+/// fcntl(2) `F_SETFD FD_CLOEXEC`: the descriptor is closed on exec.
+pub(crate) fn set_cloexec(fd: BorrowedFd) -> io::Result<()> {
+    retry(|| fcntl::fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))).map(drop)
+}
+
 /// fcntl(2) `F_SETFD 0`: the descriptor survives exec.
 pub(crate) fn set_inheritable(fd: BorrowedFd) -> io::Result<()> {
     retry(|| fcntl::fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))).map(drop)

@@ -345,3 +345,187 @@ fn daemon_foreground_1_and_detach_never_stay_in_the_foreground() {
         assert!(!sandbox.pidfile().exists());
     }
 }
+
+// SPEC §7.3: listening sockets and socket activation.
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// Connects (retrying while nothing listens yet), sends a line, returns the answer.
+fn ask(port: u16, line: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let deadline = Instant::now() + LAUNCH_TIMEOUT;
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut stream) => {
+                stream.set_read_timeout(Some(GONE_TIMEOUT)).unwrap();
+                writeln!(stream, "{line}").unwrap();
+                let mut answer = String::new();
+                BufReader::new(stream).read_line(&mut answer).unwrap();
+                return answer;
+            }
+            Err(error) => {
+                assert!(Instant::now() < deadline, "connect to {port}: {error}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+fn refused(port: u16) -> bool {
+    matches!(std::net::TcpStream::connect(("127.0.0.1", port)), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
+#[test]
+fn a_listen_entry_is_bound_by_the_launcher_and_taken_by_name() {
+    let sandbox = Sandbox::new("listen");
+    let port = free_port();
+    launch(
+        tunable_command(&sandbox)
+            .env("LISTEN", format!("echo=127.0.0.1:{port}"))
+            .env("READY", "manual")
+            .env("MODE", "serve"),
+    )
+    .assert_started();
+    let daemon = sandbox.daemon_pid();
+    assert_eq!(ask(port, "hello"), format!("echo {daemon}: hello\n"));
+}
+
+#[test]
+fn a_listen_entry_that_cannot_be_bound_is_a_launcher_error_naming_it() {
+    let sandbox = Sandbox::new("listen-busy");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let launched = launch(
+        tunable_command(&sandbox)
+            .env("LISTEN", format!("echo=127.0.0.1:{port}"))
+            .env("MODE", "serve"),
+    );
+    assert_eq!(
+        launched.stderr,
+        format!("tunable: cannot listen on echo=127.0.0.1:{port}: Address in use\n")
+            .replace("Address in use", "Address already in use")
+    );
+    assert_failed_cleanly(&sandbox, &launched);
+    let launched = launch(
+        tunable_command(&sandbox)
+            .env("LISTEN", "echo=127.0.0.1")
+            .env("MODE", "serve"),
+    );
+    assert_eq!(
+        launched.stderr,
+        "tunable: cannot listen on echo=127.0.0.1: listen entry \"echo=127.0.0.1\": the address is HOST:PORT, [IPV6]:PORT or unix:PATH\n"
+    );
+}
+
+/// `systemd-socket-activate` listening on `port` for the tunable example (which, by itself,
+/// would bind `own_port`), passing the test's variables through.
+fn socket_activate(
+    sandbox: &Sandbox,
+    port: u16,
+    own_port: u16,
+    detach: &str,
+) -> std::process::Child {
+    let mut command = sandbox.command_for("systemd-socket-activate");
+    command
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg("--fdname=echo");
+    for variable in [
+        "DAEMON_TEST_SANDBOX",
+        "PROBE_DIR",
+        "TMPDIR",
+        "MODE",
+        "READY",
+        "LISTEN",
+        "DETACH",
+    ] {
+        command.arg(format!("--setenv={variable}"));
+    }
+    command
+        .arg(example("tunable"))
+        .env("MODE", "serve")
+        .env("READY", "manual")
+        .env("LISTEN", format!("echo=127.0.0.1:{own_port}"))
+        .env("DETACH", detach)
+        .spawn()
+        .expect("systemd-socket-activate (systemd) is installed")
+}
+
+#[test]
+fn socket_activation_hands_the_socket_over_in_the_foreground_and_across_a_fork() {
+    for detach in ["auto", "always"] {
+        let sandbox = Sandbox::new("activated");
+        let (port, own_port) = (free_port(), free_port());
+        let mut activator = socket_activate(&sandbox, port, own_port, detach);
+        let answer = ask(port, "activated");
+        let daemon = sandbox.daemon_pid();
+        assert_eq!(
+            answer,
+            format!("echo {daemon}: activated\n"),
+            "detach={detach}"
+        );
+        match detach {
+            // The process systemd-socket-activate became: no fork.
+            "auto" => assert_eq!(daemon, activator.id() as i32),
+            _ => assert_ne!(daemon, activator.id() as i32),
+        }
+        assert!(
+            refused(own_port),
+            "detach={detach}: it bound its own address too"
+        );
+        signal(daemon, libc::SIGTERM);
+        wait_for_exit(daemon, GONE_TIMEOUT);
+        let _ = activator.kill();
+        let _ = activator.wait();
+    }
+}
+
+#[test]
+fn malformed_activation_variables_are_a_clear_error() {
+    let sandbox = Sandbox::new("activation-bad");
+    // LISTEN_PID names the launcher itself (the shell execs it), LISTEN_FDS is garbage.
+    let launched = launch(
+        sandbox
+            .command_for("sh")
+            .args(["-c", "LISTEN_PID=$$ LISTEN_FDS=many exec \"$0\""])
+            .arg(example("tunable")),
+    );
+    assert_eq!(
+        launched.stderr,
+        "tunable: socket activation: LISTEN_FDS=many is not a number of descriptors\n"
+    );
+    let launched = launch(
+        sandbox
+            .command_for("sh")
+            .args([
+                "-c",
+                "LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=a exec \"$0\" 3</dev/null 4</dev/null",
+            ])
+            .arg(example("tunable")),
+    );
+    assert_eq!(
+        launched.stderr,
+        "tunable: socket activation: LISTEN_FDNAMES=a names 1 descriptors, LISTEN_FDS=2\n"
+    );
+}
+
+#[test]
+fn the_activated_example_serves_by_itself() {
+    let sandbox = Sandbox::new("activated-example");
+    let port = free_port();
+    launch(
+        sandbox
+            .command("activated")
+            .env("ACTIVATED_PORT", port.to_string()),
+    )
+    .assert_started_quietly_or_announced();
+    let daemon = read_pid(&sandbox.path("activated.pid"));
+    assert_eq!(ask(port, "hi"), format!("echo {daemon}: hi\n"));
+    signal(daemon, libc::SIGTERM);
+    wait_for_exit(daemon, GONE_TIMEOUT);
+}
