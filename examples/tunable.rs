@@ -138,9 +138,39 @@ fn main() -> Result<(), String> {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             },
             "hang" => {}
+            "inetd" => {
+                // Started by an inetd: the connection is stdin and stdout.
+                use std::io::{BufRead, Write};
+                let mut line = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut line);
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "inetd {}: {line}", std::process::id());
+                let _ = out.flush();
+                return Ok(());
+            }
+            "orphan-and-child" => {
+                // An orphan for PID 1 to reap: a child that forks and leaves at once; its
+                // child ends 100 ms later, reparented.
+                // SAFETY: the daemon has a single thread.
+                if unsafe { libc::fork() } == 0 {
+                    // SAFETY: as above.
+                    if unsafe { libc::fork() } == 0 {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    // SAFETY: leaves without the parent's atexit handlers or buffers.
+                    unsafe { libc::_exit(0) };
+                }
+                // A child of the body's own: its status is the body's to collect.
+                let status = std::process::Command::new("sh")
+                    .args(["-c", "exit 7"])
+                    .status();
+                println!("child status {:?}", status.map(|status| status.code()));
+                daemon_runtime::ready();
+            }
             "serve" => {
                 // Answers each line on the "echo" socket with `echo PID: LINE`.
-                let listener = daemon_runtime::tcp_listener("echo").map_err(|e| e.to_string())?;
+                let name = var("SOCKET_NAME").unwrap_or_else(|| "echo".to_owned());
+                let listener = daemon_runtime::tcp_listener(&name).map_err(|e| e.to_string())?;
                 daemon_runtime::ready();
                 for stream in listener.incoming().flatten() {
                     use std::io::{BufRead, Write};

@@ -15,6 +15,7 @@ use crate::builder::{Daemon, Detach, Ready};
 use crate::child;
 use crate::error::{Error, SystemAction};
 use crate::fds;
+use crate::init;
 use crate::listen;
 use crate::notify;
 use crate::output::say;
@@ -60,9 +61,17 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     if let Some(count) = prepare::thread_count().filter(|&count| count > 1) {
         return Err(Error::Threads { count });
     }
+    // PID 1 of a PID namespace stays a small init; the service goes on as its child, in the
+    // foreground whatever `detach` says.
+    let pid_1 = sys::getpid() == 1;
+    init::split_if_pid_1().map_err(|source| Error::System {
+        action: SystemAction::Fork,
+        source,
+    })?;
     let inetd = supervisor::inetd_socket_on_stdin();
+    let stdin_listener = inetd && supervisor::listening_socket_on_stdin();
     // Before the variables are taken out of the environment.
-    let foreground_wanted = supervisor::foreground_wanted(inetd);
+    let foreground_wanted = pid_1 || supervisor::foreground_wanted(inetd);
     let entries = daemon
         .listen
         .iter()
@@ -98,6 +107,7 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
         source,
     })?;
     let mode = match (daemon.detach, start) {
+        _ if pid_1 => Mode::Foreground,
         (Detach::Never, _) | (_, Start::Run) => Mode::Foreground,
         (Detach::Auto, _) if foreground_wanted => Mode::Foreground,
         _ => Mode::Fork,
@@ -109,7 +119,8 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     signals::reset_for_launch().map_err(signals)?;
     child::register_exit_and_fork_handlers()?;
     if mode == Mode::Foreground {
-        let (mut plan, pidfile) = prepare::prepare(daemon, credentials, &entries, activation)?;
+        let (mut plan, pidfile) =
+            prepare::prepare(daemon, credentials, &entries, activation, stdin_listener)?;
         plan.inetd = inetd;
         child::set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
             pidfile::remove_at_exit();
@@ -123,7 +134,7 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     }
     // A Ctrl-C from here on cancels the start and leaves nothing behind.
     let saved = catch_cancel().map_err(signals)?;
-    let result = prepare::prepare(daemon, credentials, &entries, activation)
+    let result = prepare::prepare(daemon, credentials, &entries, activation, stdin_listener)
         .and_then(|(plan, pidfile)| fork_and_wait(daemon, plan, pidfile, start));
     // The daemon comes back here with `Ok`, the launcher only with a failed start.
     if result.is_err() {

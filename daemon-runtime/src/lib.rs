@@ -30,6 +30,7 @@ mod error;
 mod events;
 mod fds;
 mod files;
+mod init;
 mod launcher;
 mod listen;
 pub mod notify;

@@ -210,12 +210,21 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
 pub(crate) fn prepare(
     entries: &[Entry],
     activation: Activation,
+    stdin_listener: bool,
 ) -> Result<(), (String, io::Error)> {
     let mut sockets: Vec<(String, Option<OwnedFd>)> = activation
         .sockets
         .into_iter()
         .map(|(name, fd)| (name, Some(fd)))
         .collect();
+    // inetd's "wait" mode: the listening socket on descriptor 0 is `listener("stdin")`, as a
+    // close-on-exec copy.
+    if stdin_listener {
+        let copy = nix::unistd::dup(std::io::stdin().as_fd())
+            .map_err(|error| ("stdin".to_owned(), io::Error::from(error)))?;
+        sys::set_cloexec(copy.as_fd()).map_err(|error| ("stdin".to_owned(), error))?;
+        sockets.push(("stdin".to_owned(), Some(copy)));
+    }
     let mut cwd = Cwd::default();
     for entry in entries {
         if sockets.iter().any(|(name, _)| *name == entry.name) {

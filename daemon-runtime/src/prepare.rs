@@ -64,6 +64,7 @@ pub(crate) fn prepare(
     credentials: Option<Credentials>,
     entries: &[listen::Entry],
     activation: listen::Activation,
+    stdin_listener: bool,
 ) -> Result<(Plan, Option<Pidfile>), Error> {
     let mut plan = Plan::new(daemon, credentials)?;
     // The pidfile before the sockets and the log files: a launcher that loses to a running
@@ -72,7 +73,7 @@ pub(crate) fn prepare(
         Some(path) => Some(Pidfile::lock(path.clone())?),
         None => None,
     };
-    if let Err((entry, source)) = listen::prepare(entries, activation) {
+    if let Err((entry, source)) = listen::prepare(entries, activation, stdin_listener) {
         plan.abandon(pidfile);
         return Err(Error::Listen { entry, source });
     }

@@ -25,6 +25,12 @@ pub(crate) fn foreground_wanted(inetd: bool) -> bool {
         || std::env::var_os(FOREGROUND_VARIABLE).is_some_and(|value| value == "1")
 }
 
+/// Whether descriptor 0 is a listening socket (`SO_ACCEPTCONN`): inetd's "wait" mode, where
+/// the service accepts the connections itself, as `listener("stdin")`.
+pub(crate) fn listening_socket_on_stdin() -> bool {
+    socket::getsockopt(&std::io::stdin(), socket::sockopt::AcceptConn).unwrap_or(false)
+}
+
 /// Whether descriptor 0 is a socket an inetd would pass: an internet socket, or a unix
 /// socket with a bound address. A socketpair (unnamed) or a pipe is not.
 pub(crate) fn inetd_socket_on_stdin() -> bool {

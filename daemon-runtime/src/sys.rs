@@ -507,6 +507,27 @@ pub(crate) fn try_wait(child: pid_t) -> io::Result<Option<(pid_t, Exit)>> {
     }
 }
 
+/// waitpid(2) for any child, blocking: which ended and how.
+pub(crate) fn wait_any() -> io::Result<(pid_t, Exit)> {
+    loop {
+        if let Some(ended) = wait_blocking(-1)? {
+            return Ok(ended);
+        }
+    }
+}
+
+fn wait_blocking(child: pid_t) -> io::Result<Option<(pid_t, Exit)>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is valid for one write.
+        match cvt(unsafe { libc::waitpid(child, &mut status, 0) }.into()) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+            Ok(reaped) => return Ok(exit_of(status).map(|exit| (reaped as pid_t, exit))),
+        }
+    }
+}
+
 /// waitid(2) with `WNOWAIT`: how a child ended, leaving it a zombie (so that its pid, and the
 /// process group it is in, cannot be reused while the launcher still signals the group).
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -529,3 +529,123 @@ fn the_activated_example_serves_by_itself() {
     signal(daemon, libc::SIGTERM);
     wait_for_exit(daemon, GONE_TIMEOUT);
 }
+
+// SPEC §7.4: PID 1 of a PID namespace.
+
+/// The pid a process has in its own PID namespace (the last of `NSpid`).
+fn namespace_pid(pid: i32) -> Option<i32> {
+    status(pid)
+        .get("NSpid")
+        .and_then(|ids| ids.split_whitespace().last()?.parse().ok())
+}
+
+#[test]
+fn as_pid_1_it_stays_an_init_that_reaps_orphans_forwards_signals_and_exits_with_the_service() {
+    if !running_as_root(
+        "as_pid_1_it_stays_an_init_that_reaps_orphans_forwards_signals_and_exits_with_the_service",
+    ) {
+        return;
+    }
+    let sandbox = Sandbox::new("pid-1");
+    let log = sandbox.path("out.log");
+    let start = Instant::now();
+    let unshare = sandbox
+        .command_for("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(example("tunable"))
+        .env("MODE", "orphan-and-child")
+        .env("READY", "manual")
+        .env("STDOUT", &log)
+        .spawn()
+        .unwrap();
+    // The body's own child: Command::status still gets its status.
+    wait_until(
+        "the body collected its child's status",
+        LAUNCH_TIMEOUT,
+        || fs::read_to_string(&log).is_ok_and(|log| log.contains("child status Ok(Some(7))")),
+    );
+    let find = |ns_pid: i32| {
+        sandbox
+            .processes()
+            .into_iter()
+            .find(|&pid| namespace_pid(pid) == Some(ns_pid))
+    };
+    let init = find(1).expect("PID 1 of the namespace runs (it stayed in the foreground)");
+    let service = find(2).expect("the service runs as PID 2");
+    // The pidfile names the service, as its namespace sees it.
+    assert_eq!(read_pid(&sandbox.pidfile()), 2);
+    // The orphan's child ended 100 ms after the body started: reparented to PID 1, reaped.
+    std::thread::sleep(Duration::from_millis(300));
+    let children = fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap();
+    let children: Vec<i32> = children
+        .split_whitespace()
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    assert_eq!(
+        children,
+        vec![service],
+        "PID 1 has other children (unreaped orphans?)"
+    );
+    // SIGTERM to PID 1 reaches the service, which removes its pidfile and exits 0; PID 1
+    // exits with its status.
+    signal(init, libc::SIGTERM);
+    let done = finish(unshare, start);
+    assert_eq!(done.code(), Some(0), "{done:?}");
+    assert!(!sandbox.pidfile().exists(), "pidfile left");
+}
+
+// SPEC §7.5: inetd.
+
+#[test]
+fn a_connection_on_stdin_is_served_in_the_foreground_and_a_socketpair_is_not_inetd() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    let sandbox = Sandbox::new("inetd");
+    // inetd's nowait mode: the accepted TCP connection is descriptors 0 and 1.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (connection, _) = listener.accept().unwrap();
+    let mut service = tunable_command(&sandbox)
+        .env("MODE", "inetd")
+        .stdin(OwnedFd::from(connection.try_clone().unwrap()))
+        .stdout(OwnedFd::from(connection))
+        .spawn()
+        .unwrap();
+    client.set_read_timeout(Some(GONE_TIMEOUT)).unwrap();
+    writeln!(client, "over inetd").unwrap();
+    // Its stdout is the connection: first what the body prints at start, then the answer.
+    let mut reader = BufReader::new(&client);
+    let (mut greeting, mut answer) = (String::new(), String::new());
+    reader.read_line(&mut greeting).unwrap();
+    reader.read_line(&mut answer).unwrap();
+    assert_eq!(greeting, format!("up {}\n", service.id()));
+    assert_eq!(answer, format!("inetd {}: over inetd\n", service.id()));
+    let _ = service.wait();
+    // A socketpair on stdin is no inetd's: the service forks as usual.
+    let sandbox = Sandbox::new("socketpair");
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let launched = launch(tunable_command(&sandbox).stdin(OwnedFd::from(theirs)));
+    launched.assert_started();
+    assert_ne!(sandbox.daemon_pid(), 0);
+    drop(ours);
+}
+
+#[test]
+fn a_listening_socket_on_stdin_is_listener_stdin() {
+    // inetd's "wait" mode: the service gets the listening socket and accepts itself.
+    let sandbox = Sandbox::new("inetd-wait");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut service = tunable_command(&sandbox)
+        .env("MODE", "serve")
+        .env("READY", "manual")
+        .env("SOCKET_NAME", "stdin")
+        .stdin(OwnedFd::from(listener))
+        .spawn()
+        .unwrap();
+    let pid = service.id() as i32;
+    assert_eq!(ask(port, "waited"), format!("echo {pid}: waited\n"));
+    assert_eq!(read_pid(&sandbox.pidfile()), pid, "in the foreground");
+    signal(pid, libc::SIGTERM);
+    let _ = service.wait();
+}
