@@ -30,6 +30,9 @@ pub enum ControlCommand {
     Reload,
     /// Run in the foreground: no fork, everything else as for `start`.
     Run,
+    /// Print a systemd service unit for the service (`unit`), or the socket unit of a
+    /// `listen` entry (`unit socket [NAME]`).
+    Unit,
 }
 
 /// LSB exit codes (Linux Standard Base, init script actions).
@@ -37,7 +40,6 @@ mod lsb {
     pub const SUCCESS: i32 = 0;
     pub const FAILURE: i32 = 1;
     pub const USAGE: i32 = 2;
-    pub const UNIMPLEMENTED: i32 = 3;
     pub const NO_PRIVILEGE: i32 = 4;
     pub const NOT_CONFIGURED: i32 = 6;
     pub const NOT_RUNNING: i32 = 7;
@@ -49,7 +51,7 @@ mod lsb {
     }
 }
 
-const COMMANDS: &str = "start|stop|restart|status|reload|run";
+const COMMANDS: &str = "start|stop|restart|status|reload|run|unit [socket [NAME]]";
 
 impl ControlCommand {
     /// Reads the command from the first argument: `None` is [`ControlCommand::Start`].
@@ -68,6 +70,7 @@ impl ControlCommand {
             Some("status") => Ok(ControlCommand::Status),
             Some("reload") => Ok(ControlCommand::Reload),
             Some("run") => Ok(ControlCommand::Run),
+            Some("unit") => Ok(ControlCommand::Unit),
             _ => Err(argument.to_string_lossy().into_owned()),
         }
     }
@@ -84,16 +87,17 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
     let argument = std::env::args_os().nth(1);
     let command = match ControlCommand::parse(argument.as_deref()) {
         Ok(command) => command,
-        Err(word) if word == "unit" => {
-            complain!("{name}: the `unit` command is not supported yet");
-            return Next::Exit(lsb::UNIMPLEMENTED);
-        }
         Err(word) => {
             complain!("{name}: unknown command `{word}`\nusage: {name} [{COMMANDS}]");
             return Next::Exit(lsb::USAGE);
         }
     };
-    let pidfile = match resolve_pidfile(daemon) {
+    // `unit` needs no pidfile: it only prints.
+    let pidfile = match command {
+        ControlCommand::Unit => return Next::Exit(unit(daemon, name)),
+        _ => resolve_pidfile(daemon),
+    };
+    let pidfile = match pidfile {
         Ok(path) => path,
         Err(message) => {
             complain!("{name}: {message}");
@@ -105,6 +109,7 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
     };
     match command {
         ControlCommand::Start => Next::Start,
+        ControlCommand::Unit => Next::Exit(unit(daemon, name)),
         ControlCommand::Run => Next::Foreground,
         ControlCommand::Status => Next::Exit(status(name, &pidfile)),
         ControlCommand::Reload => Next::Exit(reload(name, &pidfile)),
@@ -121,6 +126,35 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
             }
             code => Next::Exit(code),
         },
+    }
+}
+
+/// `unit`, `unit socket [NAME]`: prints the unit on stdout.
+fn unit(daemon: &Daemon, name: &str) -> i32 {
+    let arguments: Vec<String> = std::env::args().skip(2).collect();
+    let printed = match arguments
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => crate::unit::service(daemon, name),
+        ["socket"] => crate::unit::socket(daemon, name, None),
+        ["socket", entry] => crate::unit::socket(daemon, name, Some(entry)),
+        _ => {
+            complain!("{name}: usage: {name} unit [socket [NAME]]");
+            return lsb::USAGE;
+        }
+    };
+    match printed {
+        Ok(unit) => {
+            say!("{}", unit.trim_end());
+            lsb::SUCCESS
+        }
+        Err(why) => {
+            complain!("{name}: {why}");
+            lsb::NOT_CONFIGURED
+        }
     }
 }
 

@@ -43,6 +43,7 @@ mod readiness;
 mod signals;
 mod supervisor;
 mod sys;
+mod unit;
 
 pub use crate::builder::{Daemon, Detach, MainOutput, Ready, Shutdown};
 pub use crate::control::ControlCommand;

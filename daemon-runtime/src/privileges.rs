@@ -72,12 +72,26 @@ impl Credentials {
 
     /// In the daemon: takes the groups and ids, then checks them. Allocates nothing.
     pub(crate) fn assume(&mut self) -> Result<(), (Step, io::Error)> {
-        sys::setgroups(&self.groups).map_err(|error| (Step::Groups, error))?;
-        sys::setgid(self.gid).map_err(|error| (Step::Gid, error))?;
-        if let Some(uid) = self.uid {
-            sys::setuid(uid).map_err(|error| (Step::Uid, error))?;
+        // A process that already runs as the target (systemd's `User=` and `Group=` with the
+        // same names) goes on: it could not change its ids, and need not.
+        if !self.already_taken() {
+            sys::setgroups(&self.groups).map_err(|error| (Step::Groups, error))?;
+            sys::setgid(self.gid).map_err(|error| (Step::Gid, error))?;
+            if let Some(uid) = self.uid {
+                sys::setuid(uid).map_err(|error| (Step::Uid, error))?;
+            }
         }
         self.verify().map_err(|error| (Step::Verify, error))
+    }
+
+    /// Whether every id is the target's already, and the target is not root.
+    fn already_taken(&self) -> bool {
+        let Ok((uids, gids)) = sys::all_ids() else {
+            return false;
+        };
+        self.uid
+            .is_some_and(|uid| !uid.is_root() && uids.iter().all(|&id| id == uid))
+            && gids.iter().all(|&gid| gid == self.gid)
     }
 
     fn verify(&mut self) -> io::Result<()> {

@@ -141,14 +141,20 @@ fn every_control_command_in_every_state() {
     assert_eq!(unknown.code(), Some(2));
     assert_eq!(
         unknown.stderr,
-        "lifecycle: unknown command `frobnicate`\nusage: lifecycle [start|stop|restart|status|reload|run]\n"
+        "lifecycle: unknown command `frobnicate`\nusage: lifecycle [start|stop|restart|status|reload|run|unit [socket [NAME]]]\n"
     );
     let unit = control(&sandbox, "unit");
+    assert_eq!(unit.code(), Some(0), "{unit:?}");
+    assert!(
+        unit.stdout.starts_with("[Unit]\nDescription=lifecycle\n"),
+        "{unit:?}"
+    );
+    let wrong = launch(sandbox.command("lifecycle").args(["unit", "sockets"]));
     assert_eq!(
-        (unit.code(), unit.stderr.as_str()),
+        (wrong.code(), wrong.stderr.as_str()),
         (
-            Some(3),
-            "lifecycle: the `unit` command is not supported yet\n"
+            Some(2),
+            "lifecycle: usage: lifecycle unit [socket [NAME]]\n"
         )
     );
 }

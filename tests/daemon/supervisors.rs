@@ -649,3 +649,94 @@ fn a_listening_socket_on_stdin_is_listener_stdin() {
     signal(pid, libc::SIGTERM);
     let _ = service.wait();
 }
+
+// SPEC §8: `unit` and `unit socket`.
+
+#[test]
+fn the_generated_units_pass_systemd_analyze_verify() {
+    let sandbox = Sandbox::new("units");
+    let port = free_port().to_string();
+    let print = |arguments: &[&str]| {
+        let printed = launch(
+            sandbox
+                .command("activated")
+                .env("ACTIVATED_PORT", &port)
+                .args(arguments),
+        );
+        assert_eq!(printed.code(), Some(0), "{printed:?}");
+        printed.stdout
+    };
+    let service = print(&["unit"]);
+    let socket = print(&["unit", "socket"]);
+    let program = example("activated");
+    for line in [
+        "Type=notify".to_owned(),
+        format!("ExecStart={} run", program.display()),
+        "ExecReload=/bin/kill -HUP $MAINPID".to_owned(),
+        "UMask=0022".to_owned(),
+        format!("Environment=\"ACTIVATED_PORT={port}\""),
+        format!("Environment=\"TMPDIR={}\"", sandbox.dir.display()),
+        "Restart=on-failure".to_owned(),
+    ] {
+        assert!(
+            service.lines().any(|l| l == line),
+            "no {line:?} in\n{service}"
+        );
+    }
+    assert!(!service.contains("PIDFile="), "{service}");
+    for line in [
+        format!("ListenStream=127.0.0.1:{port}"),
+        "FileDescriptorName=echo".to_owned(),
+        "Service=activated.service".to_owned(),
+    ] {
+        assert!(
+            socket.lines().any(|l| l == line),
+            "no {line:?} in\n{socket}"
+        );
+    }
+    fs::write(sandbox.path("activated.service"), &service).unwrap();
+    fs::write(sandbox.path("activated.socket"), &socket).unwrap();
+    let verified = launch(
+        sandbox
+            .command_for("systemd-analyze")
+            .args(["verify", "--man=no", "--recursive-errors=yes"])
+            .arg(sandbox.path("activated.service"))
+            .arg(sandbox.path("activated.socket")),
+    );
+    assert_eq!(
+        (verified.code(), verified.stderr.as_str()),
+        (Some(0), ""),
+        "{verified:?}"
+    );
+    // A program without `listen` has no socket unit, and says so.
+    let none = launch(sandbox.command("lifecycle").args(["unit", "socket"]));
+    assert_eq!(none.code(), Some(6), "{none:?}");
+    assert_eq!(
+        none.stderr,
+        "lifecycle: it has no `listen` entries, so no socket unit\n"
+    );
+}
+
+#[test]
+fn a_process_already_running_as_the_target_user_goes_on() {
+    if !running_as_root("a_process_already_running_as_the_target_user_goes_on") {
+        return;
+    }
+    // systemd's `User=nobody` and the attribute's `user = "nobody"` do not fight.
+    let (uid, gid, _) = ids_of("nobody");
+    let sandbox = Sandbox::new("already-user");
+    fs::set_permissions(
+        &sandbox.dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut command = sandbox.command_for(sandbox.copy_example("tunable"));
+    command.env("USER_NAME", "nobody");
+    run_as(&mut command, uid, gid, None);
+    launch(&mut command).assert_started();
+    let pid = sandbox.daemon_pid();
+    assert_eq!(
+        status(pid)["Uid"].split_whitespace().next(),
+        Some(uid.to_string().as_str())
+    );
+}
