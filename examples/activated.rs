@@ -40,8 +40,12 @@ fn main() -> std::io::Result<()> {
                 revents: 0,
             },
         ];
+        // Woken at least twice per watchdog interval, to ping it.
+        let timeout = daemon_runtime::notify::watchdog_interval().map_or(1000, |interval| {
+            (interval.as_millis() / 2).clamp(1, 1000) as i32
+        });
         // SAFETY: two valid pollfds.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
         daemon_runtime::notify::watchdog();
         match daemon_runtime::wait_timeout(Duration::ZERO) {
             Some(Event::Shutdown) => break,

@@ -15,3 +15,4 @@ mod startup;
 mod stress;
 mod supervisors;
 mod support;
+mod systemd;

@@ -1,0 +1,390 @@
+//! SPEC §7 and §8 under a real systemd: systemd 252 as PID 1 of private namespaces, the way
+//! the supervisors issue describes (a cgroup2 directory of its own, `unshare` of the PID,
+//! mount, UTS, IPC and cgroup namespaces, `proc`, a tmpfs on `/run`, a cgroup2 on
+//! `/sys/fs/cgroup`, and a unit path of the test's own with stub targets and nothing else:
+//! the machine's units, `systemd-tmpfiles` among them, must never run). Root only.
+
+use crate::support::*;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One systemd at a time: each is a whole init with its journal.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The machine's cgroup2 mount, where the instance gets a directory of its own.
+fn cgroup2_root() -> Option<PathBuf> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .ok()?
+        .lines()
+        .find(|line| line.contains(" - cgroup2 "))
+        .and_then(|line| line.split_whitespace().nth(4))
+        .map(PathBuf::from)
+}
+
+/// A systemd, PID 1 of its namespaces; killed, and its cgroup removed, on drop.
+struct Systemd {
+    unshare: Child,
+    pid: i32,
+    cgroup: PathBuf,
+    units: PathBuf,
+}
+
+impl Systemd {
+    fn boot(sandbox: &Sandbox) -> Option<Systemd> {
+        let Some(root) = cgroup2_root() else {
+            skip_or_fail("no cgroup2 mount on this machine");
+            return None;
+        };
+        let units = sandbox.path("units");
+        fs::create_dir_all(&units).unwrap();
+        for target in [
+            "default",
+            "sysinit",
+            "basic",
+            "multi-user",
+            "sockets",
+            "network",
+            "shutdown",
+        ] {
+            fs::write(
+                units.join(format!("{target}.target")),
+                format!("[Unit]\nDescription={target}\n"),
+            )
+            .unwrap();
+        }
+        let cgroup = root.join(format!(
+            "daemon-test-{}",
+            sandbox.dir.file_name().unwrap().to_string_lossy()
+        ));
+        // The shell moves itself into the new cgroup, then becomes unshare; inside, systemd
+        // sees a cgroup2 whose root is that directory, and no v1 hierarchy.
+        let script = format!(
+            r#"mkdir {cgroup} && echo $$ > {cgroup}/cgroup.procs && exec unshare --pid --fork --kill-child --mount --propagation private --uts --ipc --cgroup sh -c '
+mount -t proc proc /proc && mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
+exec env -i container=daemon-test SYSTEMD_UNIT_PATH={units} SYSTEMD_GENERATOR_PATH= PATH=/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd'"#,
+            cgroup = cgroup.display(),
+            units = units.display(),
+        );
+        let unshare = sandbox
+            .command_for("sh")
+            .args(["-c", &script])
+            .spawn()
+            .expect("sh");
+        let mut systemd = Systemd {
+            pid: 0,
+            unshare,
+            cgroup,
+            units,
+        };
+        let unshare_pid = systemd.unshare.id();
+        wait_until(
+            "systemd runs as PID 1 of the namespace",
+            LAUNCH_TIMEOUT,
+            || {
+                let children =
+                    fs::read_to_string(format!("/proc/{unshare_pid}/task/{unshare_pid}/children"))
+                        .unwrap_or_default();
+                systemd.pid = children
+                    .split_whitespace()
+                    .filter_map(|pid| pid.parse().ok())
+                    .find(|&pid: &i32| {
+                        fs::read_to_string(format!("/proc/{pid}/comm"))
+                            .is_ok_and(|c| c == "systemd\n")
+                    })
+                    .unwrap_or(0);
+                systemd.pid != 0
+            },
+        );
+        wait_until("systemd is up", LAUNCH_TIMEOUT, || {
+            let state = systemd.systemctl(&["is-system-running"]).stdout;
+            matches!(state.trim(), "running" | "degraded")
+        });
+        Some(systemd)
+    }
+
+    /// `systemctl ARGS` inside the namespaces.
+    fn systemctl(&self, arguments: &[&str]) -> Launch {
+        let pid = self.pid.to_string();
+        launch(
+            std::process::Command::new("nsenter")
+                .args(["-t", &pid, "-m", "-p", "systemctl", "--no-pager"])
+                .args(arguments)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+    }
+
+    /// A property of a unit (`systemctl show -p`).
+    fn property(&self, unit: &str, name: &str) -> String {
+        let shown = self.systemctl(&["show", unit, "-p", name, "--value"]);
+        shown.stdout.trim().to_owned()
+    }
+
+    fn install(&self, name: &str, content: &str) {
+        fs::write(self.units.join(name), content).unwrap();
+        let reloaded = self.systemctl(&["daemon-reload"]);
+        assert_eq!(reloaded.code(), Some(0), "{reloaded:?}");
+    }
+}
+
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        // PID 1 gone, the kernel ends everything in its namespace (and --kill-child ends
+        // systemd if unshare goes first).
+        if self.pid > 0 {
+            // SAFETY: kill with integer arguments only.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+        let deadline = Instant::now() + GONE_TIMEOUT;
+        while self.cgroup.exists() && Instant::now() < deadline {
+            remove_cgroup(&self.cgroup);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Removes a cgroup directory tree, deepest first (each is empty once its processes died).
+fn remove_cgroup(dir: &std::path::Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                remove_cgroup(&entry.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
+/// The activated example's units, generated by the example itself, with the sandbox's
+/// variables in their `Environment=` lines.
+fn activated_units(sandbox: &Sandbox, port: u16) -> (String, String) {
+    let print = |arguments: &[&str]| {
+        let printed = launch(
+            sandbox
+                .command("activated")
+                .env("ACTIVATED_PORT", port.to_string())
+                .args(arguments),
+        );
+        assert_eq!(printed.code(), Some(0), "{printed:?}");
+        printed.stdout
+    };
+    (print(&["unit"]), print(&["unit", "socket"]))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// The pid that answers on `port` (the example says it in each answer).
+fn answering_pid(port: u16) -> i32 {
+    use std::io::{BufRead, BufReader, Write};
+    let deadline = Instant::now() + LAUNCH_TIMEOUT;
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream.set_read_timeout(Some(GONE_TIMEOUT)).unwrap();
+            writeln!(stream, "who").unwrap();
+            let mut answer = String::new();
+            BufReader::new(stream).read_line(&mut answer).unwrap();
+            return answer
+                .strip_prefix("echo ")
+                .and_then(|rest| rest.split(':').next()?.parse().ok())
+                .unwrap_or_else(|| panic!("answer {answer:?}"));
+        }
+        assert!(Instant::now() < deadline, "nothing answers on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_generated_service_starts_reloads_and_stops_under_systemd() {
+    if !running_as_root("the_generated_service_starts_reloads_and_stops_under_systemd") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new("systemd-service");
+    let Some(systemd) = Systemd::boot(&sandbox) else {
+        return;
+    };
+    let port = free_port();
+    let (service, _) = activated_units(&sandbox, port);
+    systemd.install("activated.service", &service);
+    let started = systemd.systemctl(&["start", "activated.service"]);
+    assert_eq!(started.code(), Some(0), "{started:?}");
+    let main_pid: i32 = systemd
+        .property("activated.service", "MainPID")
+        .parse()
+        .unwrap();
+    // The pid systemd watches is the one in the pidfile and the one that answers (all as
+    // the namespace sees them).
+    assert_eq!(read_pid(&sandbox.path("activated.pid")), main_pid);
+    // (Its answer names its pid as its namespace sees it, as MainPID does.)
+    assert_eq!(answering_pid(port), main_pid);
+    assert_eq!(
+        systemd.property("activated.service", "StatusText"),
+        "serving"
+    );
+    // Reload: done within a second, still active, same process.
+    let start = Instant::now();
+    let reloaded = systemd.systemctl(&["reload", "activated.service"]);
+    assert_eq!(reloaded.code(), Some(0), "{reloaded:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "reload took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        systemd.property("activated.service", "ActiveState"),
+        "active"
+    );
+    assert_eq!(
+        systemd.property("activated.service", "MainPID"),
+        main_pid.to_string()
+    );
+    let stopped = systemd.systemctl(&["stop", "activated.service"]);
+    assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+    assert_eq!(systemd.property("activated.service", "Result"), "success");
+    assert!(!sandbox.path("activated.pid").exists(), "pidfile left");
+}
+
+#[test]
+fn the_generated_socket_activates_the_service_on_the_first_connection() {
+    if !running_as_root("the_generated_socket_activates_the_service_on_the_first_connection") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new("systemd-socket");
+    let Some(systemd) = Systemd::boot(&sandbox) else {
+        return;
+    };
+    let port = free_port();
+    let (service, socket) = activated_units(&sandbox, port);
+    systemd.install("activated.service", &service);
+    systemd.install("activated-echo.socket", &socket);
+    let listening = systemd.systemctl(&["start", "activated-echo.socket"]);
+    assert_eq!(listening.code(), Some(0), "{listening:?}");
+    assert_eq!(
+        systemd.property("activated.service", "ActiveState"),
+        "inactive"
+    );
+    // The first connection starts the service, which answers on systemd's socket.
+    let answering = answering_pid(port);
+    wait_until("the service is active", LAUNCH_TIMEOUT, || {
+        systemd.property("activated.service", "ActiveState") == "active"
+    });
+    let main_pid: i32 = systemd
+        .property("activated.service", "MainPID")
+        .parse()
+        .unwrap();
+    assert_eq!(answering, main_pid, "the process systemd started answers");
+    let stopped = systemd.systemctl(&["stop", "activated.service", "activated-echo.socket"]);
+    assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+}
+
+#[test]
+fn a_watchdog_keeps_a_pinging_service_alive() {
+    if !running_as_root("a_watchdog_keeps_a_pinging_service_alive") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new("systemd-watchdog");
+    let Some(systemd) = Systemd::boot(&sandbox) else {
+        return;
+    };
+    let (service, _) = activated_units(&sandbox, free_port());
+    fs::create_dir_all(systemd.units.join("activated.service.d")).unwrap();
+    fs::write(
+        systemd.units.join("activated.service.d/watchdog.conf"),
+        "[Service]\nWatchdogSec=1s\n",
+    )
+    .unwrap();
+    systemd.install("activated.service", &service);
+    assert_eq!(
+        systemd.systemctl(&["start", "activated.service"]).code(),
+        Some(0)
+    );
+    let main_pid = systemd.property("activated.service", "MainPID");
+    assert_eq!(systemd.property("activated.service", "WatchdogUSec"), "1s");
+    // Three intervals: a service that did not ping would have been killed twice over.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        systemd.property("activated.service", "ActiveState"),
+        "active"
+    );
+    assert_eq!(systemd.property("activated.service", "MainPID"), main_pid);
+    assert_ne!(
+        systemd.property("activated.service", "WatchdogTimestampMonotonic"),
+        "0"
+    );
+}
+
+/// A unit for the tunable example, with the sandbox's variables.
+fn tunable_unit(sandbox: &Sandbox, service: &str, extra_environment: &str) -> String {
+    format!(
+        "[Service]\n{service}\nExecStart={}\nEnvironment=PROBE_DIR={dir} TMPDIR={dir} DAEMON_TEST_SANDBOX={dir} {extra_environment}\n",
+        example("tunable").display(),
+        dir = sandbox.dir.display()
+    )
+}
+
+#[test]
+fn a_forking_unit_with_a_pidfile_runs_the_classic_daemon() {
+    if !running_as_root("a_forking_unit_with_a_pidfile_runs_the_classic_daemon") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new("systemd-forking");
+    let Some(systemd) = Systemd::boot(&sandbox) else {
+        return;
+    };
+    let unit = tunable_unit(
+        &sandbox,
+        &format!("Type=forking\nPIDFile={}", sandbox.pidfile().display()),
+        "",
+    );
+    systemd.install("tunable.service", &unit);
+    let started = systemd.systemctl(&["start", "tunable.service"]);
+    assert_eq!(started.code(), Some(0), "{started:?}");
+    let main_pid: i32 = systemd
+        .property("tunable.service", "MainPID")
+        .parse()
+        .unwrap();
+    assert_eq!(read_pid(&sandbox.pidfile()), main_pid);
+    let stopped = systemd.systemctl(&["stop", "tunable.service"]);
+    assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+    assert_eq!(systemd.property("tunable.service", "Result"), "success");
+}
+
+#[test]
+fn detach_always_under_type_notify_makes_the_daemon_the_main_pid() {
+    if !running_as_root("detach_always_under_type_notify_makes_the_daemon_the_main_pid") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new("systemd-always");
+    let Some(systemd) = Systemd::boot(&sandbox) else {
+        return;
+    };
+    let unit = tunable_unit(&sandbox, "Type=notify", "DETACH=always");
+    systemd.install("tunable.service", &unit);
+    let started = systemd.systemctl(&["start", "tunable.service"]);
+    assert_eq!(started.code(), Some(0), "{started:?}");
+    let main_pid: i32 = systemd
+        .property("tunable.service", "MainPID")
+        .parse()
+        .unwrap();
+    // The launcher systemd started has exited; the daemon it forked is the main process.
+    assert_eq!(read_pid(&sandbox.pidfile()), main_pid);
+    assert_eq!(systemd.property("tunable.service", "ActiveState"), "active");
+    let stopped = systemd.systemctl(&["stop", "tunable.service"]);
+    assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+    assert_eq!(systemd.property("tunable.service", "Result"), "success");
+}
