@@ -740,3 +740,48 @@ fn a_process_already_running_as_the_target_user_goes_on() {
         Some(uid.to_string().as_str())
     );
 }
+
+#[test]
+fn the_activated_example_under_systemd_socket_activate_and_as_pid_1() {
+    // Under systemd-socket-activate, with the `run` command: it answers on the socket it was
+    // given, named by --fdname.
+    let sandbox = Sandbox::new("activated-sa");
+    let port = free_port();
+    let mut activator = sandbox
+        .command_for("systemd-socket-activate")
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg("--fdname=echo")
+        .args(["--setenv=DAEMON_TEST_SANDBOX", "--setenv=TMPDIR"])
+        .arg(example("activated"))
+        .arg("run")
+        .spawn()
+        .unwrap();
+    let pid = activator.id() as i32;
+    assert_eq!(ask(port, "socket"), format!("echo {pid}: socket\n"));
+    signal(pid, libc::SIGTERM);
+    let _ = activator.wait();
+    if !running_as_root("the_activated_example_under_systemd_socket_activate_and_as_pid_1") {
+        return;
+    }
+    // As PID 1 of a PID namespace (a container's entrypoint): it stays up and serves.
+    let sandbox = Sandbox::new("activated-pid-1");
+    let port = free_port();
+    let start = Instant::now();
+    let unshare = sandbox
+        .command_for("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(example("activated"))
+        .env("ACTIVATED_PORT", port.to_string())
+        .spawn()
+        .unwrap();
+    // The service is PID 2 of the namespace; PID 1 is its init.
+    assert_eq!(ask(port, "container"), "echo 2: container\n");
+    let init = sandbox
+        .processes()
+        .into_iter()
+        .find(|&pid| namespace_pid(pid) == Some(1))
+        .expect("PID 1 runs");
+    signal(init, libc::SIGTERM);
+    let done = finish(unshare, start);
+    assert_eq!(done.code(), Some(0), "{done:?}");
+}
