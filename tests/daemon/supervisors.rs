@@ -785,3 +785,41 @@ fn the_activated_example_under_systemd_socket_activate_and_as_pid_1() {
     let done = finish(unshare, start);
     assert_eq!(done.code(), Some(0), "{done:?}");
 }
+
+#[test]
+fn a_stale_unix_socket_is_replaced_and_a_live_one_or_another_file_is_not() {
+    use std::os::unix::net::UnixListener;
+    let sandbox = Sandbox::new("listen-unix");
+    let path = sandbox.path("echo.sock");
+    let start = |sandbox: &Sandbox| {
+        launch(tunable_command(sandbox).env("LISTEN", format!("echo=unix:{}", path.display())))
+    };
+    // Someone listens there: left alone, and the start says so.
+    let live = UnixListener::bind(&path).unwrap();
+    let launched = start(&sandbox);
+    assert_eq!(
+        launched.stderr,
+        format!(
+            "tunable: cannot listen on echo=unix:{}: Address already in use\n",
+            path.display()
+        )
+    );
+    assert_failed_cleanly(&sandbox, &launched);
+    // The listener is gone, its file stays (a daemon that was killed): replaced.
+    drop(live);
+    assert!(path.exists());
+    start(&sandbox).assert_started();
+    let daemon = sandbox.daemon_pid();
+    assert!(
+        std::os::unix::net::UnixStream::connect(&path).is_ok(),
+        "not listening"
+    );
+    signal(daemon, libc::SIGTERM);
+    wait_for_exit(daemon, GONE_TIMEOUT);
+    // A regular file at the path is never removed.
+    let _ = fs::remove_file(&path);
+    fs::write(&path, "precious").unwrap();
+    let launched = start(&sandbox);
+    assert_eq!(launched.code(), Some(1), "{launched:?}");
+    assert_eq!(fs::read_to_string(&path).unwrap(), "precious");
+}
