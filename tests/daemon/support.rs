@@ -245,8 +245,25 @@ impl Launch {
 /// [`LAUNCH_TIMEOUT`].
 pub fn launch(command: &mut Command) -> Launch {
     let start = Instant::now();
-    let child = command.spawn().expect("spawn launcher");
+    let child = spawn(command);
     finish(child, start)
+}
+
+/// Spawns, again for a moment while the program is "busy": a binary a test just copied
+/// (`Sandbox::copy_example`) fails to execute while another test thread's fork still holds
+/// the copy's write descriptor, between that fork and its exec (ETXTBSY).
+pub fn spawn(command: &mut Command) -> Child {
+    let deadline = Instant::now() + GONE_TIMEOUT;
+    loop {
+        match command.spawn() {
+            Err(error)
+                if error.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other.expect("spawn launcher"),
+        }
+    }
 }
 
 pub fn finish(mut child: Child, start: Instant) -> Launch {
