@@ -152,7 +152,8 @@ fn main() -> Result<(), String> {
                 // An orphan for PID 1 to reap: a child that forks and leaves at once; its
                 // child ends 100 ms later, reparented.
                 // SAFETY: the daemon has a single thread.
-                if unsafe { libc::fork() } == 0 {
+                let parent = unsafe { libc::fork() };
+                if parent == 0 {
                     // SAFETY: as above.
                     if unsafe { libc::fork() } == 0 {
                         std::thread::sleep(Duration::from_millis(100));
@@ -160,6 +161,9 @@ fn main() -> Result<(), String> {
                     // SAFETY: leaves without the parent's atexit handlers or buffers.
                     unsafe { libc::_exit(0) };
                 }
+                // The intermediate child is the body's own: reaped here.
+                // SAFETY: waits for the child just forked; a null status is allowed.
+                unsafe { libc::waitpid(parent, std::ptr::null_mut(), 0) };
                 // A child of the body's own: its status is the body's to collect.
                 let status = std::process::Command::new("sh")
                     .args(["-c", "exit 7"])

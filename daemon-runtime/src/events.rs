@@ -39,7 +39,25 @@ pub fn shutdown_requested() -> bool {
 /// Whether a `SIGHUP` arrived since the last call (or since a [`wait`] returned
 /// [`Event::Reload`]). Several `SIGHUP`s in between count as one.
 pub fn reload_requested() -> bool {
-    RELOAD.swap(false, Ordering::SeqCst)
+    OBSERVES_RELOADS.store(true, Ordering::SeqCst);
+    let requested = RELOAD.swap(false, Ordering::SeqCst);
+    if requested {
+        reload_taken();
+    }
+    requested
+}
+
+/// Whether the body watches for reloads (it called [`reload_requested`], [`wait`] or
+/// [`wait_timeout`]): then a supervisor hears `READY=1` only once the body took the reload.
+static OBSERVES_RELOADS: AtomicBool = AtomicBool::new(false);
+/// A reload's `READY=1` waits for the body to take it.
+static READY_AFTER_RELOAD: AtomicBool = AtomicBool::new(false);
+
+/// The body took a reload: its supervisor hears that the reload is done.
+fn reload_taken() {
+    if READY_AFTER_RELOAD.swap(false, Ordering::SeqCst) {
+        crate::notify::ready();
+    }
 }
 
 /// Blocks until the daemon is asked to shut down or to reload, and says which. A pending
@@ -57,6 +75,7 @@ pub fn wait() -> Event {
 /// Like [`wait`], for at most `timeout`; `None` if nothing happened. With a zero timeout it
 /// only looks, which is what to call when [`events_fd`] is readable.
 pub fn wait_timeout(timeout: Duration) -> Option<Event> {
+    OBSERVES_RELOADS.store(true, Ordering::SeqCst);
     let deadline = Instant::now().checked_add(timeout);
     // The pipe exists before the flags are looked at: a signal after the look wakes the poll.
     let wake = wake_read();
@@ -118,10 +137,20 @@ pub(crate) fn request_shutdown() {
     wake();
 }
 
-/// From a signal handler: a reload was asked for.
+/// From the SIGHUP handler, once the logs are reopened: a reload was asked for. A supervisor
+/// hears `READY=1` now if the body does not watch for reloads (the runtime's part was all
+/// there was), else when the body takes it (armed before the flag is set, so that a body on
+/// another thread cannot take it in between).
 pub(crate) fn request_reload() {
+    let observed = OBSERVES_RELOADS.load(Ordering::SeqCst);
+    if observed {
+        READY_AFTER_RELOAD.store(true, Ordering::SeqCst);
+    }
     RELOAD.store(true, Ordering::SeqCst);
     wake();
+    if !observed {
+        crate::notify::ready();
+    }
 }
 
 fn wake() {

@@ -68,10 +68,22 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
         action: SystemAction::Fork,
         source,
     })?;
+    let descriptors = |source| Error::System {
+        action: SystemAction::CloseDescriptors,
+        source,
+    };
+    // First: nothing of ours may land on a closed 0, 1 or 2.
+    fds::ensure_standard_open().map_err(descriptors)?;
     let inetd = supervisor::inetd_socket_on_stdin();
     let stdin_listener = inetd && supervisor::listening_socket_on_stdin();
     // Before the variables are taken out of the environment.
     let foreground_wanted = pid_1 || supervisor::foreground_wanted(inetd);
+    // Early, so that every later failure reaches the supervisor (STATUS=, ERRNO=); before
+    // any chroot or privilege drop; kept by the sweep.
+    notify::take_environment(pid_1).map_err(|source| Error::System {
+        action: SystemAction::Notify,
+        source,
+    })?;
     let entries = daemon
         .listen
         .iter()
@@ -85,12 +97,7 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     let names: Vec<String> = entries.iter().map(|entry| entry.name.clone()).collect();
     // Before the sweep, which keeps the activated descriptors.
     let activation =
-        listen::take_activation(&names).map_err(|message| Error::Activation { message })?;
-    let descriptors = |source| Error::System {
-        action: SystemAction::CloseDescriptors,
-        source,
-    };
-    fds::ensure_standard_open().map_err(descriptors)?;
+        listen::take_activation(&names, pid_1).map_err(|message| Error::Activation { message })?;
     // Before the descriptors are closed: a user database lookup may open sockets (nscd,
     // sssd) that must not live on in the daemon.
     let credentials = Credentials::resolve(daemon.user.as_deref(), daemon.group.as_deref())?;
@@ -99,13 +106,9 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
         .iter()
         .copied()
         .chain(activation.numbers())
+        .chain(notify::socket_fd())
         .collect();
     fds::close_inherited(&keep).map_err(descriptors)?;
-    // After the sweep (the notification socket is ours), before any chroot or drop.
-    notify::take_environment().map_err(|source| Error::System {
-        action: SystemAction::Notify,
-        source,
-    })?;
     let mode = match (daemon.detach, start) {
         _ if pid_1 => Mode::Foreground,
         (Detach::Never, _) | (_, Start::Run) => Mode::Foreground,
@@ -279,6 +282,7 @@ fn await_readiness(
         }
     };
     watch.end_all(ask);
+    listen::discard();
     if let Some(pidfile) = pidfile {
         let (path, id) = (pidfile.path().to_owned(), pidfile.id());
         drop(pidfile); // our own copy holds the lock too

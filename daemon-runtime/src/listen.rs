@@ -14,12 +14,24 @@ use crate::sys;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The sockets, by name, until the body takes them.
 static SOCKETS: Mutex<Vec<(String, Option<OwnedFd>)>> = Mutex::new(Vec::new());
+
+/// The unix socket files this start created, for [`discard`] if the start fails.
+static CREATED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// In a launcher whose start failed: closes its sockets and removes the socket files it
+/// created (activated ones are the supervisor's and stay).
+pub(crate) fn discard() {
+    SOCKETS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    for path in CREATED.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
+}
 
 /// The first descriptor of socket activation (`SD_LISTEN_FDS_START`).
 const FIRST: RawFd = 3;
@@ -38,14 +50,14 @@ impl Activation {
 }
 
 /// Reads `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` and removes them (and systemd 259's
-/// `LISTEN_PIDFDID`) from the environment. When `LISTEN_PID` is this process, descriptors 3
-/// onwards are its sockets: they are taken, checked to be open, and made close-on-exec.
+/// `LISTEN_PIDFDID`) from the environment. When `LISTEN_PID` is this process (or 1, when this
+/// is the service under a PID 1 init), descriptors 3 onwards are its sockets: they are taken, checked to be open, and made close-on-exec.
 /// Without `LISTEN_FDNAMES` they take the names of `listen`'s entries, in order.
 ///
 /// # Errors
 ///
 /// Malformed values, or a descriptor that is not open: the message names the variable.
-pub(crate) fn take_activation(entry_names: &[String]) -> Result<Activation, String> {
+pub(crate) fn take_activation(entry_names: &[String], pid_1: bool) -> Result<Activation, String> {
     let take = |name: &str| {
         let value = std::env::var(name).ok();
         std::env::remove_var(name);
@@ -62,7 +74,8 @@ pub(crate) fn take_activation(entry_names: &[String]) -> Result<Activation, Stri
         .trim()
         .parse()
         .map_err(|_| format!("LISTEN_PID={pid} is not a process id"))?;
-    if pid != sys::getpid() {
+    // Under a PID 1 init (a container), the service is its child: `LISTEN_PID=1` meant it.
+    if pid != sys::getpid() && !(pid_1 && pid == 1) {
         return Ok(Activation::default()); // another process's sockets
     }
     let count = count.ok_or("LISTEN_PID names this process, but LISTEN_FDS is not set")?;
@@ -162,7 +175,8 @@ impl Entry {
 
     /// Binds it: TCP with `SO_REUSEADDR` (std sets it), close-on-exec; a unix path after
     /// expanding it, replacing a stale socket file nobody listens on.
-    fn bind(&self, cwd: &mut Cwd) -> io::Result<OwnedFd> {
+    /// The socket, and for a unix one the path of the file the bind created.
+    fn bind(&self, cwd: &mut Cwd) -> io::Result<(OwnedFd, Option<PathBuf>)> {
         match &self.address {
             Address::Tcp(address) => {
                 let address =
@@ -171,14 +185,14 @@ impl Entry {
                     })?;
                 let address = address.to_string_lossy();
                 let addresses: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
-                TcpListener::bind(&addresses[..]).map(OwnedFd::from)
+                TcpListener::bind(&addresses[..]).map(|listener| (OwnedFd::from(listener), None))
             }
             Address::Unix(template) => {
                 let path = paths::resolve("listen", template, cwd).map_err(|error| {
                     io::Error::new(io::ErrorKind::InvalidInput, error.to_string())
                 })?;
                 remove_stale_socket(&path)?;
-                UnixListener::bind(&path).map(OwnedFd::from)
+                UnixListener::bind(&path).map(|listener| (OwnedFd::from(listener), Some(path)))
             }
         }
     }
@@ -194,10 +208,14 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
     if !metadata.file_type().is_socket() {
         return Ok(()); // the bind says "Address already in use"
     }
-    match UnixStream::connect(path) {
-        Err(error) if error.raw_os_error() == Some(libc::ECONNREFUSED) => {
-            std::fs::remove_file(path)
-        }
+    // Non-blocking: a live server whose backlog is full must not hang the launcher (that
+    // connect says EAGAIN: someone listens).
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let probe = socket(AddressFamily::Unix, SockType::Stream, flags, None)?;
+    let address = UnixAddr::new(path)?;
+    match connect(probe.as_raw_fd(), &address) {
+        Err(nix::errno::Errno::ECONNREFUSED) => std::fs::remove_file(path),
         _ => Ok(()),
     }
 }
@@ -226,15 +244,26 @@ pub(crate) fn prepare(
         sockets.push(("stdin".to_owned(), Some(copy)));
     }
     let mut cwd = Cwd::default();
+    let mut created: Vec<PathBuf> = Vec::new();
     for entry in entries {
         if sockets.iter().any(|(name, _)| *name == entry.name) {
             continue; // activated: used instead of binding
         }
-        let fd = entry
-            .bind(&mut cwd)
-            .map_err(|error| (entry.written.clone(), error))?;
-        sockets.push((entry.name.clone(), Some(fd)));
+        match entry.bind(&mut cwd) {
+            Ok((fd, path)) => {
+                created.extend(path);
+                sockets.push((entry.name.clone(), Some(fd)));
+            }
+            Err(error) => {
+                // Nothing left: the socket files this start made go again.
+                for path in created {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err((entry.written.clone(), error));
+            }
+        }
     }
+    *CREATED.lock().unwrap_or_else(|e| e.into_inner()) = created;
     *SOCKETS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = sockets;

@@ -38,13 +38,10 @@ static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
 /// `STOPPING=1` is sent once.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
-fn supervisor() -> &'static Supervisor {
-    SUPERVISOR.get_or_init(|| {
-        read_environment().unwrap_or(Supervisor {
-            socket: None,
-            watchdog: None,
-        })
-    })
+/// What the supervisor said, once the start-up has read it; `None` before (or in a program
+/// that never started a daemon): no supervisor. Never reads the environment itself.
+fn supervisor() -> Option<&'static Supervisor> {
+    SUPERVISOR.get()
 }
 
 /// Reads `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID`, removes them from the
@@ -55,16 +52,16 @@ fn supervisor() -> &'static Supervisor {
 ///
 /// A `NOTIFY_SOCKET` that is neither a path nor an abstract (`@`) address, or a socket that
 /// cannot be created.
-pub(crate) fn take_environment() -> io::Result<()> {
+pub(crate) fn take_environment(pid_1: bool) -> io::Result<()> {
     if SUPERVISOR.get().is_some() {
         return Ok(());
     }
-    let supervisor = read_environment()?;
+    let supervisor = read_environment(pid_1)?;
     let _ = SUPERVISOR.set(supervisor);
     Ok(())
 }
 
-fn read_environment() -> io::Result<Supervisor> {
+fn read_environment(pid_1: bool) -> io::Result<Supervisor> {
     let take = |name: &str| {
         let value = std::env::var_os(name);
         std::env::remove_var(name);
@@ -75,11 +72,12 @@ fn read_environment() -> io::Result<Supervisor> {
     let watchdog_pid = take("WATCHDOG_PID");
     let socket = socket.map(open).transpose()?;
     // The watchdog is this process's when WATCHDOG_PID is unset or names it (a daemon that
-    // forked pings on behalf of the launcher the supervisor started).
+    // forked pings on behalf of the launcher the supervisor started; the service under a
+    // PID 1 init on behalf of PID 1).
     let ours = watchdog_pid
         .as_ref()
         .and_then(|pid| pid.to_str()?.parse::<i32>().ok())
-        .map_or(true, |pid| pid == sys::getpid());
+        .map_or(true, |pid| pid == sys::getpid() || (pid_1 && pid == 1));
     let watchdog = watchdog_usec
         .and_then(|usec| usec.to_str()?.parse::<u64>().ok())
         .filter(|&usec| usec > 0 && ours)
@@ -112,15 +110,10 @@ fn open(path: OsString) -> io::Result<Socket> {
 
 /// Sends one datagram. Never blocks (a full receiver drops it), allocates nothing.
 fn send(message: &[u8]) {
-    if let Some(socket) = supervisor_if_read().and_then(|s| s.socket.as_ref()) {
+    if let Some(socket) = supervisor().and_then(|s| s.socket.as_ref()) {
         let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
         let _ = socket::sendto(socket.fd.as_raw_fd(), message, &socket.address, flags);
     }
-}
-
-/// The supervisor, only if it was read already: a signal handler must not initialise it.
-fn supervisor_if_read() -> Option<&'static Supervisor> {
-    SUPERVISOR.get()
 }
 
 /// A message built on the stack: `KEY=` and a number, no allocation.
@@ -162,6 +155,13 @@ impl Line {
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+}
+
+/// The notification socket's descriptor, for the descriptor sweep to keep.
+pub(crate) fn socket_fd() -> Option<std::os::fd::RawFd> {
+    supervisor()
+        .and_then(|s| s.socket.as_ref())
+        .map(|socket| socket.fd.as_raw_fd())
 }
 
 /// `READY=1`: start-up, or a reload, is over.
@@ -210,10 +210,7 @@ pub(crate) fn set_owner() {
 
 /// `STATUS=` and `ERRNO=`: the start failed, with the launcher's sentence.
 pub(crate) fn failed(sentence: &str, errno: Option<i32>) {
-    if supervisor_if_read()
-        .and_then(|s| s.socket.as_ref())
-        .is_none()
-    {
+    if supervisor().and_then(|s| s.socket.as_ref()).is_none() {
         return;
     }
     let mut message = format!("STATUS={sentence}");
@@ -227,7 +224,7 @@ pub(crate) fn failed(sentence: &str, errno: Option<i32>) {
 /// Does nothing outside a supervisor. A newline in `text` ends it (the protocol is one
 /// `KEY=VALUE` per line).
 pub fn status(text: &str) {
-    if supervisor().socket.is_none() {
+    if supervisor().and_then(|s| s.socket.as_ref()).is_none() {
         return;
     }
     let line = text.lines().next().unwrap_or_default();
@@ -238,20 +235,20 @@ pub fn status(text: &str) {
 /// (`WATCHDOG_USEC`, for this process or the launcher it forked from). Call it from the
 /// service's loop, at least every [`watchdog_interval`] / 2. Does nothing otherwise.
 pub fn watchdog() {
-    if supervisor().watchdog.is_some() {
+    if watchdog_interval().is_some() {
         send(b"WATCHDOG=1");
     }
 }
 
 /// The watchdog interval the supervisor set (`WATCHDOG_USEC`), if it watches this service.
 pub fn watchdog_interval() -> Option<Duration> {
-    supervisor().watchdog
+    supervisor().and_then(|s| s.watchdog)
 }
 
 /// Asks the supervisor for more time to start, reload or stop (`EXTEND_TIMEOUT_USEC=`): the
 /// current step may take `duration` more from now. Does nothing outside a supervisor.
 pub fn extend_timeout(duration: Duration) {
-    if supervisor().socket.is_none() {
+    if supervisor().and_then(|s| s.socket.as_ref()).is_none() {
         return;
     }
     let usec = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);

@@ -263,6 +263,7 @@ impl Plan {
         if let Some(pidfile) = pidfile {
             pidfile.remove();
         }
+        listen::discard();
         let created = [
             (&self.stdout, &self.stdout_at),
             (&self.stderr, &self.stderr_at),

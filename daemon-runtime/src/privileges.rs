@@ -89,9 +89,12 @@ impl Credentials {
         let Ok((uids, gids)) = sys::all_ids() else {
             return false;
         };
-        self.uid
-            .is_some_and(|uid| !uid.is_root() && uids.iter().all(|&id| id == uid))
-            && gids.iter().all(|&gid| gid == self.gid)
+        let gid_taken = gids.iter().all(|&gid| gid == self.gid);
+        match self.uid {
+            Some(uid) => !uid.is_root() && uids.iter().all(|&id| id == uid) && gid_taken,
+            // `group` alone: an unprivileged process already in that group goes on.
+            None => !uids[1].is_root() && gid_taken,
+        }
     }
 
     fn verify(&mut self) -> io::Result<()> {

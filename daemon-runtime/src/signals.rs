@@ -106,10 +106,8 @@ extern "C" fn on_hangup(_signal: libc::c_int) {
             }
         }
     }
+    // `READY=1` now, or once the body took the reload (see `events::request_reload`).
     events::request_reload();
-    // The runtime's part of the reload is done: `systemctl reload` returns whether or not the
-    // body observes reloads.
-    notify::ready();
 }
 
 /// Opens the log `name` in `directory` for append (created 0640, with the same checks as at

@@ -21,11 +21,16 @@ pub(crate) fn service(daemon: &Daemon, name: &str) -> Result<String, String> {
         let _ = writeln!(unit, "After=network.target");
     }
     let _ = writeln!(unit, "\n[Service]\nType=notify");
-    let _ = writeln!(unit, "ExecStart={} run", quote(&program.to_string_lossy()));
+    let _ = writeln!(
+        unit,
+        "ExecStart={} run",
+        command_word(&program.to_string_lossy())
+    );
     let _ = writeln!(unit, "ExecReload=/bin/kill -HUP $MAINPID");
     let _ = writeln!(unit, "UMask={:04o}", daemon.umask);
     if daemon.chroot.is_none() && daemon.workdir.is_absolute() && !has_variable(&daemon.workdir) {
-        let _ = writeln!(unit, "WorkingDirectory={}", daemon.workdir.display());
+        let directory = daemon.workdir.to_string_lossy().replace('%', "%%");
+        let _ = writeln!(unit, "WorkingDirectory={directory}");
     }
     for (variable, value) in variables(daemon) {
         let _ = writeln!(unit, "Environment=\"{variable}={}\"", escape(&value));
@@ -65,10 +70,27 @@ pub(crate) fn socket(daemon: &Daemon, name: &str, entry: Option<&str>) -> Result
             .find(|(name, _)| *name == wanted)
             .ok_or_else(|| format!("no `listen` entry \"{wanted}\"; there are: {}", names()))?,
     };
+    // What the service would bind: variables expanded now, a relative path made absolute
+    // against this directory, a host name resolved (ListenStream= takes addresses).
     let listen = match address.strip_prefix("unix:") {
-        Some(path) => expand(path),
-        None => expand(address),
-    };
+        Some(path) => {
+            let path = expand(path);
+            match std::env::current_dir() {
+                Ok(cwd) if Path::new(&path).is_relative() => cwd.join(path).display().to_string(),
+                _ => path,
+            }
+        }
+        None => {
+            use std::net::ToSocketAddrs;
+            let address = expand(address);
+            address
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addresses| addresses.next())
+                .map_or(address, |resolved| resolved.to_string())
+        }
+    }
+    .replace('%', "%%");
     let mut unit = String::new();
     let _ = writeln!(unit, "[Unit]\nDescription={name} socket {socket_name}");
     let _ = writeln!(unit, "\n[Socket]\nListenStream={listen}");
@@ -143,25 +165,36 @@ fn expand(address: &str) -> String {
         .unwrap_or_else(|_| address.to_owned())
 }
 
-/// A path for `ExecStart=`, quoted if it has spaces.
-fn quote(path: &str) -> String {
+/// The program's path as `ExecStart=`'s first word: `%` (specifiers) and `$` (variables)
+/// doubled, and quoted if it has spaces.
+fn command_word(path: &str) -> String {
+    let path = path.replace('$', "$$");
     match path.contains(char::is_whitespace) {
-        true => format!("\"{}\"", escape(path)),
-        false => path.to_owned(),
+        true => format!("\"{}\"", escape(&path)),
+        false => path.replace('%', "%%"),
     }
 }
 
-/// Escapes what a quoted systemd value would take otherwise: `\`, `"`, and `%` (specifiers).
+/// Escapes a value inside systemd's double quotes: `\`, `"`, a newline (C-style), and `%`
+/// (specifiers).
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
+        .replace('\n', "\\n")
         .replace('%', "%%")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::variable_names;
+    use super::{command_word, escape, variable_names};
+
+    #[test]
+    fn values_are_escaped_for_systemd() {
+        assert_eq!(command_word("/opt/a%b$c/svc"), "/opt/a%%b$$c/svc");
+        assert_eq!(command_word("/opt/my svc"), "\"/opt/my svc\"");
+        assert_eq!(escape("a\"b\\c\nd%e"), "a\\\"b\\\\c\\nd%%e");
+    }
 
     #[test]
     fn finds_the_variables_of_a_template() {

@@ -192,6 +192,7 @@ fn under_notify_socket_the_service_stays_in_the_foreground_and_says_each_step() 
         );
     }
     // A reload: one datagram with RELOADING=1 and the monotonic time, then READY=1.
+    assert!(receiver.drain(Duration::from_millis(100)).is_empty());
     signal(pid, libc::SIGHUP);
     let (from, reloading) = receiver.expect("RELOADING=1");
     assert_eq!(from, pid);
@@ -201,6 +202,11 @@ fn under_notify_socket_the_service_stays_in_the_foreground_and_says_each_step() 
         .unwrap_or_else(|| panic!("{reloading:?}"));
     assert!(usec > 0);
     assert_eq!(receiver.expect("READY=1").1, "READY=1");
+    let more = receiver.drain(Duration::from_millis(200));
+    assert!(
+        !more.iter().any(|message| message.contains("RELOADING")),
+        "more than one RELOADING=1: {more:?}"
+    );
     // SIGTERM: STOPPING=1, once; exit 0, pidfile gone.
     signal(pid, libc::SIGTERM);
     let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
@@ -443,6 +449,7 @@ fn socket_activate(
         "READY",
         "LISTEN",
         "DETACH",
+        "SPAWN_ENV",
     ] {
         command.arg(format!("--setenv={variable}"));
     }
@@ -452,6 +459,7 @@ fn socket_activate(
         .env("READY", "manual")
         .env("LISTEN", format!("echo=127.0.0.1:{own_port}"))
         .env("DETACH", detach)
+        .env("SPAWN_ENV", "1")
         .spawn()
         .expect("systemd-socket-activate (systemd) is installed")
 }
@@ -478,6 +486,15 @@ fn socket_activation_hands_the_socket_over_in_the_foreground_and_across_a_fork()
             refused(own_port),
             "detach={detach}: it bound its own address too"
         );
+        // Socket activation's variables were taken out: from the body's environment, and a
+        // child's.
+        for file in ["body.env", "child.env"] {
+            let environment = fs::read_to_string(sandbox.path(file)).unwrap();
+            assert!(environment.contains("PROBE_DIR="), "{file}: {environment}");
+            for variable in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+                assert!(!environment.contains(variable), "{variable} in {file}");
+            }
+        }
         signal(daemon, libc::SIGTERM);
         wait_for_exit(daemon, GONE_TIMEOUT);
         let _ = activator.kill();
@@ -586,6 +603,18 @@ fn as_pid_1_it_stays_an_init_that_reaps_orphans_forwards_signals_and_exits_with_
         vec![service],
         "PID 1 has other children (unreaped orphans?)"
     );
+    // No zombie anywhere in the namespace.
+    let namespace = fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
+    let zombies: Vec<i32> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == namespace))
+        .filter(|&pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        })
+        .collect();
+    assert!(zombies.is_empty(), "zombies in the namespace: {zombies:?}");
     // SIGTERM to PID 1 reaches the service, which removes its pidfile and exits 0; PID 1
     // exits with its status.
     signal(init, libc::SIGTERM);
@@ -746,18 +775,21 @@ fn the_activated_example_under_systemd_socket_activate_and_as_pid_1() {
     // Under systemd-socket-activate, with the `run` command: it answers on the socket it was
     // given, named by --fdname.
     let sandbox = Sandbox::new("activated-sa");
-    let port = free_port();
+    let (port, own_port) = (free_port(), free_port());
     let mut activator = sandbox
         .command_for("systemd-socket-activate")
         .arg(format!("--listen=127.0.0.1:{port}"))
         .arg("--fdname=echo")
         .args(["--setenv=DAEMON_TEST_SANDBOX", "--setenv=TMPDIR"])
+        .arg("--setenv=ACTIVATED_PORT")
         .arg(example("activated"))
         .arg("run")
+        .env("ACTIVATED_PORT", own_port.to_string())
         .spawn()
         .unwrap();
     let pid = activator.id() as i32;
     assert_eq!(ask(port, "socket"), format!("echo {pid}: socket\n"));
+    assert!(refused(own_port), "it bound its own address too");
     signal(pid, libc::SIGTERM);
     let _ = activator.wait();
     if !running_as_root("the_activated_example_under_systemd_socket_activate_and_as_pid_1") {
@@ -822,4 +854,45 @@ fn a_stale_unix_socket_is_replaced_and_a_live_one_or_another_file_is_not() {
     let launched = start(&sandbox);
     assert_eq!(launched.code(), Some(1), "{launched:?}");
     assert_eq!(fs::read_to_string(&path).unwrap(), "precious");
+}
+
+#[test]
+fn socket_activation_for_pid_1_reaches_the_service_under_its_init() {
+    if !running_as_root("socket_activation_for_pid_1_reaches_the_service_under_its_init") {
+        return;
+    }
+    // As podman does for a container: LISTEN_PID=1. systemd-socket-activate, PID 1 of a new
+    // PID namespace, becomes the service on the first connection; the service, split off as
+    // PID 2 by its init, must still take the socket (and not bind its own address).
+    let sandbox = Sandbox::new("activated-pid-1-listen");
+    let (port, own_port) = (free_port(), free_port());
+    let start = Instant::now();
+    let unshare = sandbox
+        .command_for("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg("systemd-socket-activate")
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg("--fdname=echo")
+        .args([
+            "--setenv=DAEMON_TEST_SANDBOX",
+            "--setenv=PROBE_DIR",
+            "--setenv=TMPDIR",
+        ])
+        .args(["--setenv=MODE", "--setenv=READY", "--setenv=LISTEN"])
+        .arg(example("tunable"))
+        .env("MODE", "serve")
+        .env("READY", "manual")
+        .env("LISTEN", format!("echo=127.0.0.1:{own_port}"))
+        .spawn()
+        .unwrap();
+    assert_eq!(ask(port, "podman"), "echo 2: podman\n");
+    assert!(refused(own_port), "it bound its own address");
+    let init = sandbox
+        .processes()
+        .into_iter()
+        .find(|&pid| namespace_pid(pid) == Some(1))
+        .expect("PID 1 runs");
+    signal(init, libc::SIGTERM);
+    let done = finish(unshare, start);
+    assert_eq!(done.code(), Some(0), "{done:?}");
 }

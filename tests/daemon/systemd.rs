@@ -64,15 +64,31 @@ impl Systemd {
         let script = format!(
             r#"mkdir {cgroup} && echo $$ > {cgroup}/cgroup.procs && exec unshare --pid --fork --kill-child --mount --propagation private --uts --ipc --cgroup sh -c '
 mount -t proc proc /proc && mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
-exec env -i container=daemon-test SYSTEMD_UNIT_PATH={units} SYSTEMD_GENERATOR_PATH= PATH=/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd'"#,
+exec env -i container=daemon-test SYSTEMD_UNIT_PATH={units} SYSTEMD_GENERATOR_PATH= PATH=/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd --show-status=no'"#,
             cgroup = cgroup.display(),
             units = units.display(),
         );
-        let unshare = sandbox
-            .command_for("sh")
+        let mut command = sandbox.command_for("sh");
+        command
             .args(["-c", &script])
-            .spawn()
-            .expect("sh");
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // If the test process dies (a CI timeout), so does unshare, and with it systemd
+        // (--kill-child) and everything in its namespace.
+        // SAFETY: prctl with integer arguments only, between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                Ok(())
+            });
+        }
+        let unshare = command.spawn().expect("sh");
         let mut systemd = Systemd {
             pid: 0,
             unshare,
@@ -146,6 +162,12 @@ impl Drop for Systemd {
             remove_cgroup(&self.cgroup);
             std::thread::sleep(Duration::from_millis(20));
         }
+        if self.cgroup.exists() {
+            eprintln!(
+                "warning: cgroup {} could not be removed",
+                self.cgroup.display()
+            );
+        }
     }
 }
 
@@ -182,6 +204,23 @@ fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .expect("a free port")
+}
+
+/// A pid of systemd's namespace, as the machine sees it.
+fn host_pid(systemd: &Systemd, namespace_pid: i32) -> i32 {
+    let namespace = fs::read_link(format!("/proc/{}/ns/pid", systemd.pid)).unwrap();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&pid| {
+            fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == namespace)
+                && status(pid)
+                    .get("NSpid")
+                    .and_then(|ids| ids.split_whitespace().last()?.parse::<i32>().ok())
+                    == Some(namespace_pid)
+        })
+        .unwrap_or_else(|| panic!("no process {namespace_pid} in systemd's namespace"))
 }
 
 /// The pid that answers on `port` (the example says it in each answer).
@@ -320,10 +359,16 @@ fn a_watchdog_keeps_a_pinging_service_alive() {
         "active"
     );
     assert_eq!(systemd.property("activated.service", "MainPID"), main_pid);
-    assert_ne!(
-        systemd.property("activated.service", "WatchdogTimestampMonotonic"),
-        "0"
-    );
+    // The pings arrive: the watchdog's timestamp moves on.
+    let pinged = || {
+        systemd
+            .property("activated.service", "WatchdogTimestampMonotonic")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let first = pinged();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(pinged() > first, "no WATCHDOG=1 in 1.5 s");
 }
 
 /// A unit for the tunable example, with the sandbox's variables.
@@ -381,8 +426,16 @@ fn detach_always_under_type_notify_makes_the_daemon_the_main_pid() {
         .property("tunable.service", "MainPID")
         .parse()
         .unwrap();
-    // The launcher systemd started has exited; the daemon it forked is the main process.
+    // The launcher systemd started has exited; the daemon it forked is the main process. It
+    // is no session leader (systemd makes the process it starts one; the daemon, forked
+    // twice, is not).
     assert_eq!(read_pid(&sandbox.pidfile()), main_pid);
+    let daemon = host_pid(&systemd, main_pid);
+    assert_ne!(
+        stat(daemon).session,
+        daemon,
+        "the foreground process, not the daemon"
+    );
     assert_eq!(systemd.property("tunable.service", "ActiveState"), "active");
     let stopped = systemd.systemctl(&["stop", "tunable.service"]);
     assert_eq!(stopped.code(), Some(0), "{stopped:?}");
