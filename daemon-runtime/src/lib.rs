@@ -18,6 +18,13 @@
 //! reopens its log files on `SIGHUP`, and on `SIGTERM` or `SIGINT` removes its pidfile and
 //! exits 0 at once, or, with `shutdown = "graceful"`, tells `main` (see [`wait`]).
 //!
+//! Under a supervisor it stays in the foreground instead ([`Detach`]): under systemd's
+//! `Type=notify` it speaks sd_notify ([`notify`]), under socket activation it takes the
+//! sockets it is given by name ([`listener`], [`tcp_listener`], [`unix_listener`], which also
+//! hand out the sockets of the `listen` key), as PID 1 of a container it stays a small init
+//! and runs the service as its child, and under inetd it keeps the connection on descriptors
+//! 0 and 1. With `control = true`, `mysvc unit` prints its systemd units.
+//!
 //! [`Daemon`] is the same thing as a builder, for those who prefer to write it out; the
 //! attribute expands to exactly its calls.
 #![deny(unsafe_op_in_unsafe_fn)]
