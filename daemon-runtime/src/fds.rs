@@ -43,17 +43,17 @@ pub(crate) fn close_inherited(keep: &[RawFd]) -> std::io::Result<()> {
     if close_gaps(&keep).is_ok() {
         return Ok(());
     }
-    if let Some(open) = listed_descriptors() {
-        for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
-            // SAFETY: inherited descriptors: no value of this process owns them (this runs
-            // before the runtime opens anything).
-            unsafe { sys::close_unowned(fd as RawFd) };
-        }
-        return Ok(());
-    }
-    let bound = sys::open_files_limit().min(LOOP_BOUND) as u32;
-    for fd in (3..bound).filter(|fd| !keep.contains(fd)) {
-        // SAFETY: as above.
+    let candidates = listed_descriptors().unwrap_or_else(|| {
+        let bound = sys::open_files_limit().min(LOOP_BOUND) as u32;
+        (3..bound).collect()
+    });
+    for fd in candidates
+        .into_iter()
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
+    {
+        // SAFETY: every descriptor not kept is inherited and owned by no value of this
+        // process: the runtime's own so far (the notification socket, activated sockets)
+        // are in `keep`.
         unsafe { sys::close_unowned(fd as RawFd) };
     }
     Ok(())
@@ -63,7 +63,7 @@ pub(crate) fn close_inherited(keep: &[RawFd]) -> std::io::Result<()> {
 fn close_gaps(keep: &[u32]) -> std::io::Result<()> {
     let mut first = 3u32;
     // SAFETY: every descriptor above 2 not kept is inherited, owned by no value of this
-    // process (this runs before the runtime opens anything).
+    // process (the runtime's own so far are in `keep`).
     unsafe {
         for &kept in keep {
             if kept > first {

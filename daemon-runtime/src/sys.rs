@@ -495,34 +495,28 @@ fn exit_of(status: libc::c_int) -> Option<Exit> {
 /// waitpid(2) with `WNOHANG` for one child (or, with a negative `child`, any child in that
 /// process group): `Ok(None)` while it runs.
 pub(crate) fn try_wait(child: pid_t) -> io::Result<Option<(pid_t, Exit)>> {
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is valid for one write.
-        match cvt(unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) }.into()) {
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-            Ok(0) => return Ok(None),
-            Ok(reaped) => return Ok(exit_of(status).map(|exit| (reaped as pid_t, exit))),
-        }
-    }
+    waitpid(child, libc::WNOHANG)
 }
 
 /// waitpid(2) for any child, blocking: which ended and how.
 pub(crate) fn wait_any() -> io::Result<(pid_t, Exit)> {
     loop {
-        if let Some(ended) = wait_blocking(-1)? {
+        if let Some(ended) = waitpid(-1, 0)? {
             return Ok(ended);
         }
     }
 }
 
-fn wait_blocking(child: pid_t) -> io::Result<Option<(pid_t, Exit)>> {
+/// waitpid(2), retried on `EINTR`: the child that ended and how; `None` for none (with
+/// `WNOHANG`) or a status that is no end.
+fn waitpid(child: pid_t, flags: libc::c_int) -> io::Result<Option<(pid_t, Exit)>> {
     let mut status = 0;
     loop {
         // SAFETY: `status` is valid for one write.
-        match cvt(unsafe { libc::waitpid(child, &mut status, 0) }.into()) {
+        match cvt(unsafe { libc::waitpid(child, &mut status, flags) }.into()) {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
+            Ok(0) => return Ok(None),
             Ok(reaped) => return Ok(exit_of(status).map(|exit| (reaped as pid_t, exit))),
         }
     }
