@@ -78,12 +78,6 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     let stdin_listener = inetd && supervisor::listening_socket_on_stdin();
     // Before the variables are taken out of the environment.
     let foreground_wanted = pid_1 || supervisor::foreground_wanted(inetd);
-    // Early, so that every later failure reaches the supervisor (STATUS=, ERRNO=); before
-    // any chroot or privilege drop; kept by the sweep.
-    notify::take_environment(pid_1).map_err(|source| Error::System {
-        action: SystemAction::Notify,
-        source,
-    })?;
     let entries = daemon
         .listen
         .iter()
@@ -95,9 +89,16 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<String> = entries.iter().map(|entry| entry.name.clone()).collect();
-    // Before the sweep, which keeps the activated descriptors.
+    // Before the sweep, which keeps the activated descriptors, and before this process opens
+    // anything that could take one of their numbers.
     let activation =
         listen::take_activation(&names, pid_1).map_err(|message| Error::Activation { message })?;
+    // Early, so that every later failure reaches the supervisor (STATUS=, ERRNO=); before
+    // any chroot or privilege drop; kept by the sweep.
+    notify::take_environment(pid_1).map_err(|source| Error::System {
+        action: SystemAction::Notify,
+        source,
+    })?;
     // Before the descriptors are closed: a user database lookup may open sockets (nscd,
     // sssd) that must not live on in the daemon.
     let credentials = Credentials::resolve(daemon.user.as_deref(), daemon.group.as_deref())?;
