@@ -30,6 +30,7 @@ use crate::sys::Signal;
 use crate::sys::{self, Exit, Forked};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -255,7 +256,7 @@ fn await_readiness(
             Outcome::Gone => {
                 let error = Error::ExitedBeforeReady {
                     exit: watch.exit(),
-                    stderr_log: plan.stderr_path.clone(),
+                    stderr_log: plan.stderr_path().map(Path::to_owned),
                 };
                 break (error, false);
             }

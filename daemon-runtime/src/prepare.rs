@@ -25,7 +25,6 @@ pub(crate) struct Plan {
     pub(crate) workdir: PathBuf,
     pub(crate) workdir_c: CString,
     pub(crate) devnull: Option<OwnedFd>,
-    pub(crate) stderr_path: Option<PathBuf>,
     stdout_at: Option<Location>,
     stderr_at: Option<Location>,
     pub(crate) stdout: Option<LogFile>,
@@ -168,7 +167,6 @@ impl Plan {
             workdir,
             workdir_c,
             devnull: Some(devnull),
-            stderr_path: stderr_at.as_ref().map(|at| at.path.clone()),
             stdout_at,
             stderr_at,
             stdout: None,
@@ -244,6 +242,11 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// The stderr log's path, if there is one (it may say why a daemon failed).
+    pub(crate) fn stderr_path(&self) -> Option<&Path> {
+        self.stderr_at.as_ref().map(|at| at.path.as_path())
     }
 
     /// Closes the descriptors the daemon no longer needs (or, in the launcher, its copies),
