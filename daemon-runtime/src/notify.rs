@@ -137,19 +137,9 @@ impl Line {
         self
     }
 
-    fn number(self, mut n: u64) -> Line {
+    fn number(self, n: u64) -> Line {
         let mut digits = [0u8; 20];
-        let mut count = 0;
-        loop {
-            digits[digits.len() - 1 - count] = b'0' + (n % 10) as u8;
-            n /= 10;
-            count += 1;
-            if n == 0 {
-                break;
-            }
-        }
-        let start = digits.len() - count;
-        self.text(&digits[start..])
+        self.text(crate::output::decimal(n, &mut digits))
     }
 
     fn bytes(&self) -> &[u8] {

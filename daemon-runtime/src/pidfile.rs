@@ -483,21 +483,10 @@ pub(crate) fn parse_pid(content: &[u8]) -> Option<u32> {
 
 fn format_pid(pid: sys::pid_t, buf: &mut [u8; 24]) -> usize {
     let mut digits = [0u8; 20];
-    let mut n = pid.unsigned_abs();
-    let mut count = 0;
-    loop {
-        digits[count] = b'0' + (n % 10) as u8;
-        n /= 10;
-        count += 1;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..count {
-        buf[i] = digits[count - 1 - i];
-    }
-    buf[count] = b'\n';
-    count + 1
+    let digits = crate::output::decimal(pid.unsigned_abs().into(), &mut digits);
+    buf[..digits.len()].copy_from_slice(digits);
+    buf[digits.len()] = b'\n';
+    digits.len() + 1
 }
 
 #[cfg(test)]
