@@ -343,17 +343,27 @@ fn holder(fd: BorrowedFd, id: FileId) -> Holder {
 /// (matched by the inode number: the device is spelt as the kernel keeps it, not always as
 /// stat(2) reports it). No open file is looked at (a hung network mount cannot hang this).
 /// `None` where `/proc` cannot tell (another user's process, no `/proc`).
-pub(crate) fn holds_lock(pid: u32, id: FileId) -> Option<bool> {
+fn holds_lock(pid: u32, id: FileId) -> Option<bool> {
     if matches!(sys::kill(pid as sys::pid_t, None), Err(error) if error.raw_os_error() == Some(libc::ESRCH))
     {
         return Some(false); // no such process
     }
-    let inode = format!(":{} ", id.ino);
+    locks_in_fdinfo(pid, &lock_needle(id))
+}
+
+/// What a lock line of `/proc/PID/fdinfo` holds for the file `id`.
+fn lock_needle(id: FileId) -> String {
+    format!(":{} ", id.ino)
+}
+
+/// Whether a lock line of one of `pid`'s open files names `needle` (see [`lock_needle`]);
+/// `None` where `/proc/PID/fdinfo` cannot be read.
+fn locks_in_fdinfo(pid: u32, needle: &str) -> Option<bool> {
     let entries = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
     Some(entries.flatten().any(|entry| {
         std::fs::read_to_string(entry.path()).is_ok_and(|info| {
             info.lines()
-                .any(|line| line.starts_with("lock:") && line.contains(&inode))
+                .any(|line| line.starts_with("lock:") && line.contains(needle))
         })
     }))
 }
@@ -361,13 +371,15 @@ pub(crate) fn holds_lock(pid: u32, id: FileId) -> Option<bool> {
 /// Every other process that holds a lock on the file `id`, as far as `/proc` shows.
 fn lock_holders(id: FileId) -> Vec<LockHolder> {
     let me = std::process::id();
+    let needle = lock_needle(id);
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    // Listed in /proc: no need to ask the kernel whether each exists.
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me && holds_lock(pid, id) == Some(true))
+        .filter(|&pid| pid != me && locks_in_fdinfo(pid, &needle) == Some(true))
         .map(|pid| LockHolder {
             pid,
             command: std::fs::read_to_string(format!("/proc/{pid}/comm"))
