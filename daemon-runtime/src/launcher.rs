@@ -77,8 +77,6 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     fds::ensure_standard_open().map_err(descriptors)?;
     let inetd = supervisor::inetd_socket_on_stdin();
     let stdin_listener = inetd && supervisor::listening_socket_on_stdin();
-    // Before the variables are taken out of the environment.
-    let foreground_wanted = pid_1 || supervisor::foreground_wanted(inetd);
     let entries = daemon
         .listen
         .iter()
@@ -111,6 +109,12 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
         .chain(notify::socket_fd())
         .collect();
     fds::close_inherited(&keep).map_err(descriptors)?;
+    let foreground_wanted = supervisor::foreground_wanted(supervisor::Signs {
+        pid_1,
+        inetd,
+        activated: activation.ours,
+        notified: notify::has_socket(),
+    });
     let mode = match (daemon.detach, start) {
         _ if pid_1 => Mode::Foreground,
         (Detach::Never, _) | (_, Start::Run) => Mode::Foreground,

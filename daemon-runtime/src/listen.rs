@@ -39,6 +39,8 @@ const FIRST: RawFd = 3;
 /// Socket-activated descriptors, by name.
 #[derive(Debug, Default)]
 pub(crate) struct Activation {
+    /// `LISTEN_PID` named this process (its sockets may still be none).
+    pub(crate) ours: bool,
     pub(crate) sockets: Vec<(String, OwnedFd)>,
 }
 
@@ -121,7 +123,10 @@ pub(crate) fn take_activation(entry_names: &[String], pid_1: bool) -> Result<Act
             .map_err(|error| format!("descriptor {}: {error}", fd.as_raw_fd()))?;
         sockets.push((name, fd));
     }
-    Ok(Activation { sockets })
+    Ok(Activation {
+        ours: true,
+        sockets,
+    })
 }
 
 /// One `listen` entry, `NAME=ADDRESS`.

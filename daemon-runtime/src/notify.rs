@@ -70,7 +70,11 @@ fn read_environment(pid_1: bool) -> io::Result<Supervisor> {
     let socket = take("NOTIFY_SOCKET");
     let watchdog_usec = take("WATCHDOG_USEC");
     let watchdog_pid = take("WATCHDOG_PID");
-    let socket = socket.map(open).transpose()?;
+    // An empty NOTIFY_SOCKET is none, as for sd_notify(3).
+    let socket = socket
+        .filter(|path| !path.is_empty())
+        .map(open)
+        .transpose()?;
     // The watchdog is this process's when WATCHDOG_PID is unset or names it (a daemon that
     // forked pings on behalf of the launcher the supervisor started; the service under a
     // PID 1 init on behalf of PID 1).
@@ -145,6 +149,11 @@ impl Line {
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+}
+
+/// Whether the supervisor gave a notification socket.
+pub(crate) fn has_socket() -> bool {
+    supervisor().is_some_and(|s| s.socket.is_some())
 }
 
 /// The notification socket's descriptor, for the descriptor sweep to keep.

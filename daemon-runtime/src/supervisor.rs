@@ -2,7 +2,6 @@
 //! foreground. It never decides from `getppid() == 1` or from "systemd is running": both
 //! misfire (subreapers, `start-stop-daemon --background`, containers).
 
-use crate::sys;
 use nix::sys::socket::{self, AddressFamily, SockaddrLike, SockaddrStorage};
 use std::os::fd::AsRawFd;
 
@@ -10,18 +9,26 @@ use std::os::fd::AsRawFd;
 /// supervisors that say nothing (runit, s6, supervisord, a container's own init).
 pub(crate) const FOREGROUND_VARIABLE: &str = "DAEMON_FOREGROUND";
 
-/// Whether a supervisor wants this process in the foreground: `NOTIFY_SOCKET` is set,
-/// `LISTEN_PID` names this process, it is PID 1 of its PID namespace, descriptor 0 is an
-/// inetd socket (`inetd`), or `DAEMON_FOREGROUND` is `1`. Looks, changes nothing.
-pub(crate) fn foreground_wanted(inetd: bool) -> bool {
-    let set = |name| std::env::var_os(name).is_some_and(|value| !value.is_empty());
-    let listen_pid = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|pid| pid.trim().parse::<i32>().ok());
-    set("NOTIFY_SOCKET")
-        || listen_pid == Some(sys::getpid())
-        || sys::getpid() == 1
-        || inetd
+/// What says a supervisor runs this service, as the start-up found it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Signs {
+    /// This process was PID 1 of its PID namespace (the service now runs under its init).
+    pub(crate) pid_1: bool,
+    /// Descriptor 0 is an inetd socket.
+    pub(crate) inetd: bool,
+    /// Socket activation named this process (`LISTEN_PID`).
+    pub(crate) activated: bool,
+    /// A notification socket was given (`NOTIFY_SOCKET`).
+    pub(crate) notified: bool,
+}
+
+/// Whether a supervisor wants this process in the foreground: one of the [`Signs`], or
+/// `DAEMON_FOREGROUND=1`.
+pub(crate) fn foreground_wanted(signs: Signs) -> bool {
+    signs.pid_1
+        || signs.inetd
+        || signs.activated
+        || signs.notified
         || std::env::var_os(FOREGROUND_VARIABLE).is_some_and(|value| value == "1")
 }
 
