@@ -48,6 +48,18 @@ pub(crate) fn expand_only(setting: &'static str, template: &Path) -> Result<Path
     .map(PathBuf::from)
 }
 
+/// The environment variables `template` uses, in order, those in defaults included: the
+/// expansion itself, run with every variable set and empty (so that every default is
+/// expanded in turn), noting each name it looks up.
+pub(crate) fn variables(template: &str) -> Vec<String> {
+    let names = std::cell::RefCell::new(Vec::new());
+    let _ = expand("template", OsStr::new(template), &|name| {
+        names.borrow_mut().push(name.to_owned());
+        Some(OsString::new())
+    });
+    names.into_inner()
+}
+
 /// The launch directory, read once and only if a relative path needs it.
 #[derive(Default)]
 pub(crate) struct Cwd(Option<PathBuf>);

@@ -115,43 +115,16 @@ fn variables(daemon: &Daemon) -> Vec<(String, String)> {
     .collect();
     templates.push(daemon.workdir.to_string_lossy().into_owned());
     templates.extend(daemon.listen.iter().cloned());
-    let mut names: Vec<String> = templates.iter().flat_map(|t| variable_names(t)).collect();
+    let mut names: Vec<String> = templates
+        .iter()
+        .flat_map(|template| crate::paths::variables(template))
+        .collect();
     names.sort();
     names.dedup();
     names
         .into_iter()
         .filter_map(|name| std::env::var(&name).ok().map(|value| (name, value)))
         .collect()
-}
-
-/// The names in `$VAR`, `${VAR}` and `${VAR:-default}` (defaults included).
-fn variable_names(template: &str) -> Vec<String> {
-    let bytes = template.as_bytes();
-    let mut names = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'$' {
-            i += 1;
-            continue;
-        }
-        let start = match bytes.get(i + 1) {
-            Some(b'{') => i + 2,
-            Some(b'$') => {
-                i += 2;
-                continue;
-            }
-            _ => i + 1,
-        };
-        let end = bytes[start..]
-            .iter()
-            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-            .map_or(bytes.len(), |n| start + n);
-        if end > start {
-            names.push(template[start..end].to_owned());
-        }
-        i = end.max(i + 1);
-    }
-    names
 }
 
 fn has_variable(path: &Path) -> bool {
@@ -187,7 +160,7 @@ fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{command_word, escape, variable_names};
+    use super::{command_word, escape};
 
     #[test]
     fn values_are_escaped_for_systemd() {
@@ -199,7 +172,7 @@ mod tests {
     #[test]
     fn finds_the_variables_of_a_template() {
         assert_eq!(
-            variable_names("${RUNTIME_DIRECTORY:-/run}/x-$USER.pid$$${B:-${C}}"),
+            crate::paths::variables("${RUNTIME_DIRECTORY:-/run}/x-$USER.pid$$${B:-${C}}"),
             ["RUNTIME_DIRECTORY", "USER", "B", "C"]
         );
     }
