@@ -7,13 +7,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// The builder example every test here starts, configured by the environment.
-fn tunable(sandbox: &Sandbox) -> Command {
-    sandbox.command("tunable")
-}
 
 /// Asserts exit 1, the message, and that nothing of the start is left.
 fn assert_refused(sandbox: &Sandbox, launched: &Launch, message: &str) {

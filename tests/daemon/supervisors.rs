@@ -5,7 +5,6 @@ use crate::support::*;
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A notification socket, as systemd's: a datagram socket that reports each sender's pid.
@@ -160,7 +159,7 @@ fn abstract_receiver(sandbox: &Sandbox) -> Receiver {
 fn under_notify_socket_the_service_stays_in_the_foreground_and_says_each_step() {
     let sandbox = Sandbox::new("notify-foreground");
     let receiver = abstract_receiver(&sandbox);
-    let mut service = tunable_command(&sandbox)
+    let mut service = tunable(&sandbox)
         .env("NOTIFY_SOCKET", &receiver.address)
         .env("WATCHDOG_USEC", "5000000")
         .env("SPAWN_ENV", "1")
@@ -221,16 +220,12 @@ fn under_notify_socket_the_service_stays_in_the_foreground_and_says_each_step() 
     assert!(!sandbox.pidfile().exists());
 }
 
-fn tunable_command(sandbox: &Sandbox) -> Command {
-    sandbox.command("tunable")
-}
-
 #[test]
 fn detach_always_under_notify_socket_names_the_daemon_as_main_pid() {
     let sandbox = Sandbox::new("notify-always");
     let receiver = Receiver::bind(sandbox.path("notify.sock").display().to_string());
     let start = Instant::now();
-    let launcher = tunable_command(&sandbox)
+    let launcher = tunable(&sandbox)
         .env("NOTIFY_SOCKET", &receiver.address)
         .env("DETACH", "always")
         .spawn()
@@ -263,7 +258,7 @@ fn a_start_up_failure_under_notify_socket_sends_status_and_errno() {
     let receiver = abstract_receiver(&sandbox);
     let pidfile = sandbox.path("missing/p.pid");
     let launched = launch(
-        tunable_command(&sandbox)
+        tunable(&sandbox)
             .env("NOTIFY_SOCKET", &receiver.address)
             .env("PIDFILE", &pidfile),
     );
@@ -284,7 +279,7 @@ fn a_supervisor_that_never_reads_does_not_block_the_service() {
     let sandbox = Sandbox::new("notify-full");
     // Bound, never read: its queue fills after a few hundred datagrams.
     let receiver = abstract_receiver(&sandbox);
-    let mut service = tunable_command(&sandbox)
+    let mut service = tunable(&sandbox)
         .env("NOTIFY_SOCKET", &receiver.address)
         .env("READY", "manual")
         .env("MODE", "flood")
@@ -333,10 +328,7 @@ fn start_stop_daemon_notify_await_returns_once_the_service_is_ready() {
 fn daemon_foreground_1_and_detach_never_stay_in_the_foreground() {
     for (variable, value) in [("DAEMON_FOREGROUND", "1"), ("DETACH", "never")] {
         let sandbox = Sandbox::new("foreground");
-        let mut service = tunable_command(&sandbox)
-            .env(variable, value)
-            .spawn()
-            .unwrap();
+        let mut service = tunable(&sandbox).env(variable, value).spawn().unwrap();
         let pid = service.id() as i32;
         wait_until(
             "the pidfile names the started process",
@@ -354,45 +346,12 @@ fn daemon_foreground_1_and_detach_never_stay_in_the_foreground() {
 
 // SPEC §7.3: listening sockets and socket activation.
 
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
-
-/// Connects (retrying while nothing listens yet), sends a line, returns the answer.
-fn ask(port: u16, line: &str) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let deadline = Instant::now() + LAUNCH_TIMEOUT;
-    loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(mut stream) => {
-                stream.set_read_timeout(Some(GONE_TIMEOUT)).unwrap();
-                writeln!(stream, "{line}").unwrap();
-                let mut answer = String::new();
-                BufReader::new(stream).read_line(&mut answer).unwrap();
-                return answer;
-            }
-            Err(error) => {
-                assert!(Instant::now() < deadline, "connect to {port}: {error}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-fn refused(port: u16) -> bool {
-    matches!(std::net::TcpStream::connect(("127.0.0.1", port)), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
-}
-
 #[test]
 fn a_listen_entry_is_bound_by_the_launcher_and_taken_by_name() {
     let sandbox = Sandbox::new("listen");
     let port = free_port();
     launch(
-        tunable_command(&sandbox)
+        tunable(&sandbox)
             .env("LISTEN", format!("echo=127.0.0.1:{port}"))
             .env("READY", "manual")
             .env("MODE", "serve"),
@@ -408,7 +367,7 @@ fn a_listen_entry_that_cannot_be_bound_is_a_launcher_error_naming_it() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
     let launched = launch(
-        tunable_command(&sandbox)
+        tunable(&sandbox)
             .env("LISTEN", format!("echo=127.0.0.1:{port}"))
             .env("MODE", "serve"),
     );
@@ -419,7 +378,7 @@ fn a_listen_entry_that_cannot_be_bound_is_a_launcher_error_naming_it() {
     );
     assert_failed_cleanly(&sandbox, &launched);
     let launched = launch(
-        tunable_command(&sandbox)
+        tunable(&sandbox)
             .env("LISTEN", "echo=127.0.0.1")
             .env("MODE", "serve"),
     );
@@ -549,13 +508,6 @@ fn the_activated_example_serves_by_itself() {
 
 // SPEC §7.4: PID 1 of a PID namespace.
 
-/// The pid a process has in its own PID namespace (the last of `NSpid`).
-fn namespace_pid(pid: i32) -> Option<i32> {
-    status(pid)
-        .get("NSpid")
-        .and_then(|ids| ids.split_whitespace().last()?.parse().ok())
-}
-
 #[test]
 fn as_pid_1_it_stays_an_init_that_reaps_orphans_forwards_signals_and_exits_with_the_service() {
     if !running_as_root(
@@ -604,12 +556,8 @@ fn as_pid_1_it_stays_an_init_that_reaps_orphans_forwards_signals_and_exits_with_
         "PID 1 has other children (unreaped orphans?)"
     );
     // No zombie anywhere in the namespace.
-    let namespace = fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
-    let zombies: Vec<i32> = fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == namespace))
+    let zombies: Vec<i32> = processes_in_namespace_of(init)
+        .into_iter()
         .filter(|&pid| {
             fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
         })
@@ -634,7 +582,7 @@ fn a_connection_on_stdin_is_served_in_the_foreground_and_a_socketpair_is_not_ine
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (connection, _) = listener.accept().unwrap();
-    let mut service = tunable_command(&sandbox)
+    let mut service = tunable(&sandbox)
         .env("MODE", "inetd")
         .stdin(OwnedFd::from(connection.try_clone().unwrap()))
         .stdout(OwnedFd::from(connection))
@@ -653,7 +601,7 @@ fn a_connection_on_stdin_is_served_in_the_foreground_and_a_socketpair_is_not_ine
     // A socketpair on stdin is no inetd's: the service forks as usual.
     let sandbox = Sandbox::new("socketpair");
     let (ours, theirs) = UnixStream::pair().unwrap();
-    let launched = launch(tunable_command(&sandbox).stdin(OwnedFd::from(theirs)));
+    let launched = launch(tunable(&sandbox).stdin(OwnedFd::from(theirs)));
     launched.assert_started();
     assert_ne!(sandbox.daemon_pid(), 0);
     drop(ours);
@@ -665,7 +613,7 @@ fn a_listening_socket_on_stdin_is_listener_stdin() {
     let sandbox = Sandbox::new("inetd-wait");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut service = tunable_command(&sandbox)
+    let mut service = tunable(&sandbox)
         .env("MODE", "serve")
         .env("READY", "manual")
         .env("SOCKET_NAME", "stdin")
@@ -824,7 +772,7 @@ fn a_stale_unix_socket_is_replaced_and_a_live_one_or_another_file_is_not() {
     let sandbox = Sandbox::new("listen-unix");
     let path = sandbox.path("echo.sock");
     let start = |sandbox: &Sandbox| {
-        launch(tunable_command(sandbox).env("LISTEN", format!("echo=unix:{}", path.display())))
+        launch(tunable(sandbox).env("LISTEN", format!("echo=unix:{}", path.display())))
     };
     // Someone listens there: left alone, and the start says so.
     let live = UnixListener::bind(&path).unwrap();

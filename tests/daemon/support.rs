@@ -878,3 +878,61 @@ pub fn core_limit(pid: i32) -> [String; 2] {
     let fields: Vec<&str> = line.split_whitespace().collect();
     [fields[4].to_owned(), fields[5].to_owned()]
 }
+
+/// The builder example most tests start, configured by the environment.
+pub fn tunable(sandbox: &Sandbox) -> Command {
+    sandbox.command("tunable")
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// Connects to `port` on loopback (retrying while nothing listens yet), sends a line,
+/// returns the first line of the answer.
+pub fn ask(port: u16, line: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let deadline = Instant::now() + LAUNCH_TIMEOUT;
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut stream) => {
+                stream.set_read_timeout(Some(GONE_TIMEOUT)).unwrap();
+                writeln!(stream, "{line}").unwrap();
+                let mut answer = String::new();
+                BufReader::new(stream).read_line(&mut answer).unwrap();
+                return answer;
+            }
+            Err(error) => {
+                assert!(Instant::now() < deadline, "connect to {port}: {error}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Whether a connection to `port` on loopback is refused (nothing listens there).
+pub fn refused(port: u16) -> bool {
+    matches!(std::net::TcpStream::connect(("127.0.0.1", port)), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
+/// The pid a process has in its own PID namespace (the last of `NSpid`).
+pub fn namespace_pid(pid: i32) -> Option<i32> {
+    status(pid)
+        .get("NSpid")
+        .and_then(|ids| ids.split_whitespace().last()?.parse().ok())
+}
+
+/// Every process (zombies included) in the PID namespace of `pid`, as the machine sees them.
+pub fn processes_in_namespace_of(pid: i32) -> Vec<i32> {
+    let namespace = fs::read_link(format!("/proc/{pid}/ns/pid")).expect("the namespace's process");
+    fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == namespace))
+        .collect()
+}

@@ -140,6 +140,19 @@ exec env -i container=daemon-test SYSTEMD_UNIT_PATH={units} SYSTEMD_GENERATOR_PA
         shown.stdout.trim().to_owned()
     }
 
+    /// `systemctl start UNIT`, which must succeed.
+    fn start(&self, unit: &str) {
+        let started = self.systemctl(&["start", unit]);
+        assert_eq!(started.code(), Some(0), "start {unit}: {started:?}");
+    }
+
+    /// The unit's `MainPID`, as the namespace sees it.
+    fn main_pid(&self, unit: &str) -> i32 {
+        let pid = self.property(unit, "MainPID");
+        pid.parse()
+            .unwrap_or_else(|_| panic!("{unit}: MainPID={pid:?}"))
+    }
+
     fn install(&self, name: &str, content: &str) {
         fs::write(self.units.join(name), content).unwrap();
         let reloaded = self.systemctl(&["daemon-reload"]);
@@ -171,6 +184,22 @@ impl Drop for Systemd {
     }
 }
 
+/// The common start of a test under systemd: root, one instance at a time (the guard, to
+/// keep until the end), its sandbox, the booted systemd. `None` (after saying so) where it
+/// cannot run.
+fn under_systemd(
+    test: &str,
+    sandbox_name: &str,
+) -> Option<(std::sync::MutexGuard<'static, ()>, Sandbox, Systemd)> {
+    if !running_as_root(test) {
+        return None;
+    }
+    let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new(sandbox_name);
+    let systemd = Systemd::boot(&sandbox)?;
+    Some((one, sandbox, systemd))
+}
+
 /// Removes a cgroup directory tree, deepest first (each is empty once its processes died).
 fn remove_cgroup(dir: &std::path::Path) {
     if let Ok(entries) = fs::read_dir(dir) {
@@ -199,69 +228,36 @@ fn activated_units(sandbox: &Sandbox, port: u16) -> (String, String) {
     (print(&["unit"]), print(&["unit", "socket"]))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
-
 /// A pid of systemd's namespace, as the machine sees it.
-fn host_pid(systemd: &Systemd, namespace_pid: i32) -> i32 {
-    let namespace = fs::read_link(format!("/proc/{}/ns/pid", systemd.pid)).unwrap();
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .find(|&pid| {
-            fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == namespace)
-                && status(pid)
-                    .get("NSpid")
-                    .and_then(|ids| ids.split_whitespace().last()?.parse::<i32>().ok())
-                    == Some(namespace_pid)
-        })
-        .unwrap_or_else(|| panic!("no process {namespace_pid} in systemd's namespace"))
+fn host_pid(systemd: &Systemd, ns_pid: i32) -> i32 {
+    processes_in_namespace_of(systemd.pid)
+        .into_iter()
+        .find(|&pid| namespace_pid(pid) == Some(ns_pid))
+        .unwrap_or_else(|| panic!("no process {ns_pid} in systemd's namespace"))
 }
 
 /// The pid that answers on `port` (the example says it in each answer).
 fn answering_pid(port: u16) -> i32 {
-    use std::io::{BufRead, BufReader, Write};
-    let deadline = Instant::now() + LAUNCH_TIMEOUT;
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream.set_read_timeout(Some(GONE_TIMEOUT)).unwrap();
-            writeln!(stream, "who").unwrap();
-            let mut answer = String::new();
-            BufReader::new(stream).read_line(&mut answer).unwrap();
-            return answer
-                .strip_prefix("echo ")
-                .and_then(|rest| rest.split(':').next()?.parse().ok())
-                .unwrap_or_else(|| panic!("answer {answer:?}"));
-        }
-        assert!(Instant::now() < deadline, "nothing answers on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let answer = ask(port, "who");
+    answer
+        .strip_prefix("echo ")
+        .and_then(|rest| rest.split(':').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("answer {answer:?}"))
 }
 
 #[test]
 fn the_generated_service_starts_reloads_and_stops_under_systemd() {
-    if !running_as_root("the_generated_service_starts_reloads_and_stops_under_systemd") {
-        return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let sandbox = Sandbox::new("systemd-service");
-    let Some(systemd) = Systemd::boot(&sandbox) else {
+    let Some((_one, sandbox, systemd)) = under_systemd(
+        "the_generated_service_starts_reloads_and_stops_under_systemd",
+        "systemd-service",
+    ) else {
         return;
     };
     let port = free_port();
     let (service, _) = activated_units(&sandbox, port);
     systemd.install("activated.service", &service);
-    let started = systemd.systemctl(&["start", "activated.service"]);
-    assert_eq!(started.code(), Some(0), "{started:?}");
-    let main_pid: i32 = systemd
-        .property("activated.service", "MainPID")
-        .parse()
-        .unwrap();
+    systemd.start("activated.service");
+    let main_pid = systemd.main_pid("activated.service");
     // The pid systemd watches is the one in the pidfile and the one that answers (all as
     // the namespace sees them).
     assert_eq!(read_pid(&sandbox.path("activated.pid")), main_pid);
@@ -296,20 +292,17 @@ fn the_generated_service_starts_reloads_and_stops_under_systemd() {
 
 #[test]
 fn the_generated_socket_activates_the_service_on_the_first_connection() {
-    if !running_as_root("the_generated_socket_activates_the_service_on_the_first_connection") {
-        return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let sandbox = Sandbox::new("systemd-socket");
-    let Some(systemd) = Systemd::boot(&sandbox) else {
+    let Some((_one, sandbox, systemd)) = under_systemd(
+        "the_generated_socket_activates_the_service_on_the_first_connection",
+        "systemd-socket",
+    ) else {
         return;
     };
     let port = free_port();
     let (service, socket) = activated_units(&sandbox, port);
     systemd.install("activated.service", &service);
     systemd.install("activated-echo.socket", &socket);
-    let listening = systemd.systemctl(&["start", "activated-echo.socket"]);
-    assert_eq!(listening.code(), Some(0), "{listening:?}");
+    systemd.start("activated-echo.socket");
     assert_eq!(
         systemd.property("activated.service", "ActiveState"),
         "inactive"
@@ -319,10 +312,7 @@ fn the_generated_socket_activates_the_service_on_the_first_connection() {
     wait_until("the service is active", LAUNCH_TIMEOUT, || {
         systemd.property("activated.service", "ActiveState") == "active"
     });
-    let main_pid: i32 = systemd
-        .property("activated.service", "MainPID")
-        .parse()
-        .unwrap();
+    let main_pid = systemd.main_pid("activated.service");
     assert_eq!(answering, main_pid, "the process systemd started answers");
     let stopped = systemd.systemctl(&["stop", "activated.service", "activated-echo.socket"]);
     assert_eq!(stopped.code(), Some(0), "{stopped:?}");
@@ -330,12 +320,10 @@ fn the_generated_socket_activates_the_service_on_the_first_connection() {
 
 #[test]
 fn a_watchdog_keeps_a_pinging_service_alive() {
-    if !running_as_root("a_watchdog_keeps_a_pinging_service_alive") {
-        return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let sandbox = Sandbox::new("systemd-watchdog");
-    let Some(systemd) = Systemd::boot(&sandbox) else {
+    let Some((_one, sandbox, systemd)) = under_systemd(
+        "a_watchdog_keeps_a_pinging_service_alive",
+        "systemd-watchdog",
+    ) else {
         return;
     };
     let (service, _) = activated_units(&sandbox, free_port());
@@ -346,10 +334,7 @@ fn a_watchdog_keeps_a_pinging_service_alive() {
     )
     .unwrap();
     systemd.install("activated.service", &service);
-    assert_eq!(
-        systemd.systemctl(&["start", "activated.service"]).code(),
-        Some(0)
-    );
+    systemd.start("activated.service");
     let main_pid = systemd.property("activated.service", "MainPID");
     assert_eq!(systemd.property("activated.service", "WatchdogUSec"), "1s");
     // Three intervals: a service that did not ping would have been killed twice over.
@@ -382,12 +367,10 @@ fn tunable_unit(sandbox: &Sandbox, service: &str, extra_environment: &str) -> St
 
 #[test]
 fn a_forking_unit_with_a_pidfile_runs_the_classic_daemon() {
-    if !running_as_root("a_forking_unit_with_a_pidfile_runs_the_classic_daemon") {
-        return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let sandbox = Sandbox::new("systemd-forking");
-    let Some(systemd) = Systemd::boot(&sandbox) else {
+    let Some((_one, sandbox, systemd)) = under_systemd(
+        "a_forking_unit_with_a_pidfile_runs_the_classic_daemon",
+        "systemd-forking",
+    ) else {
         return;
     };
     let unit = tunable_unit(
@@ -396,12 +379,8 @@ fn a_forking_unit_with_a_pidfile_runs_the_classic_daemon() {
         "",
     );
     systemd.install("tunable.service", &unit);
-    let started = systemd.systemctl(&["start", "tunable.service"]);
-    assert_eq!(started.code(), Some(0), "{started:?}");
-    let main_pid: i32 = systemd
-        .property("tunable.service", "MainPID")
-        .parse()
-        .unwrap();
+    systemd.start("tunable.service");
+    let main_pid = systemd.main_pid("tunable.service");
     assert_eq!(read_pid(&sandbox.pidfile()), main_pid);
     let stopped = systemd.systemctl(&["stop", "tunable.service"]);
     assert_eq!(stopped.code(), Some(0), "{stopped:?}");
@@ -410,22 +389,16 @@ fn a_forking_unit_with_a_pidfile_runs_the_classic_daemon() {
 
 #[test]
 fn detach_always_under_type_notify_makes_the_daemon_the_main_pid() {
-    if !running_as_root("detach_always_under_type_notify_makes_the_daemon_the_main_pid") {
-        return;
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let sandbox = Sandbox::new("systemd-always");
-    let Some(systemd) = Systemd::boot(&sandbox) else {
+    let Some((_one, sandbox, systemd)) = under_systemd(
+        "detach_always_under_type_notify_makes_the_daemon_the_main_pid",
+        "systemd-always",
+    ) else {
         return;
     };
     let unit = tunable_unit(&sandbox, "Type=notify", "DETACH=always");
     systemd.install("tunable.service", &unit);
-    let started = systemd.systemctl(&["start", "tunable.service"]);
-    assert_eq!(started.code(), Some(0), "{started:?}");
-    let main_pid: i32 = systemd
-        .property("tunable.service", "MainPID")
-        .parse()
-        .unwrap();
+    systemd.start("tunable.service");
+    let main_pid = systemd.main_pid("tunable.service");
     // The launcher systemd started has exited; the daemon it forked is the main process. It
     // is no session leader (systemd makes the process it starts one; the daemon, forked
     // twice, is not).
