@@ -10,7 +10,6 @@
 use daemon_runtime::Event;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 #[daemon_runtime::daemon(
@@ -26,28 +25,13 @@ fn main() -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     println!("activated: serving on {}", listener.local_addr()?);
     daemon_runtime::notify::status("serving");
-    let events = daemon_runtime::events_fd().expect("started as a daemon");
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: listener.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: events.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
         // Woken at least twice per watchdog interval, to ping it.
-        let timeout = daemon_runtime::notify::watchdog_interval().map_or(1000, |interval| {
-            (interval.as_millis() / 2).clamp(1, 1000) as i32
-        });
-        // SAFETY: two valid pollfds.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        let timeout = daemon_runtime::notify::watchdog_interval()
+            .map(|interval| (interval / 2).clamp(Duration::from_millis(1), Duration::from_secs(1)));
+        let event = daemon_runtime::wait_or_readable(&listener, timeout);
         daemon_runtime::notify::watchdog();
-        match daemon_runtime::wait_timeout(Duration::ZERO) {
+        match event {
             Some(Event::Shutdown) => break,
             Some(Event::Reload) => println!("activated: reloaded"),
             None => {}

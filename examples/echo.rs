@@ -11,9 +11,7 @@
 use daemon_runtime::Event;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 #[daemon_runtime::daemon(
     pidfile = "${TMPDIR:-/tmp}/echo.pid",
@@ -38,31 +36,18 @@ fn main() -> std::io::Result<()> {
     println!("echo: listening on {address}");
     daemon_runtime::ready();
 
-    let events = daemon_runtime::events_fd().expect("started as a daemon");
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: listener.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: events.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        match daemon_runtime::wait_timeout(Duration::ZERO) {
+        // Sleeps until a client connects, or SIGTERM / SIGHUP arrives.
+        match daemon_runtime::wait_or_readable(&listener, None) {
             Some(Event::Shutdown) => break,
             Some(Event::Reload) => println!("echo: reloaded (log reopened)"),
-            None => {}
-        }
-        while let Ok((stream, peer)) = listener.accept() {
-            println!("echo: connection from {peer}");
-            connections.push(std::thread::spawn(move || serve(stream)));
+            None => {
+                while let Ok((stream, peer)) = listener.accept() {
+                    println!("echo: connection from {peer}");
+                    connections.push(std::thread::spawn(move || serve(stream)));
+                }
+            }
         }
         connections.retain(|connection| !connection.is_finished());
     }

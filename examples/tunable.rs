@@ -24,6 +24,9 @@
 //! - `serve`: takes the `echo` socket (LISTEN=echo=ADDRESS, or socket activation), calls
 //!   `ready()`, and answers each connection's first line with `echo PID: LINE`.
 //!
+//! TOKIO_BEFORE=built builds a tokio `current_thread` runtime before the daemon starts,
+//! TOKIO_BEFORE=entered also enters it (both are refused: forking would break the runtime).
+//!
 //! DETACH=always|never sets `detach`; with SPAWN_ENV the body first runs a child that writes
 //! its environment to `child.env`. The body tells a supervisor `STATUS=up PID`.
 //!
@@ -72,6 +75,17 @@ fn main() -> Result<(), String> {
     if let Some(secs) = var("STOP_TIMEOUT_SECS").and_then(|secs| secs.parse().ok()) {
         daemon = daemon.stop_timeout(Duration::from_secs(secs));
     }
+    // Held until the start: what a program that used tokio first looks like.
+    let runtime = var("TOKIO_BEFORE").map(|_| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    });
+    let _entered = match (&runtime, var("TOKIO_BEFORE").as_deref()) {
+        (Some(runtime), Some("entered")) => Some(runtime.enter()),
+        _ => None,
+    };
     daemon.run(|| {
         println!("up {}", std::process::id());
         daemon_runtime::notify::status(&format!("up {}", std::process::id()));

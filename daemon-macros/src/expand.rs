@@ -2,14 +2,14 @@
 //! closure handed to `Daemon::run`, after the `daemon_runtime::Daemon` builder calls that say
 //! exactly what the attribute said. Nothing here is `unsafe`.
 
-use crate::entry::MainFn;
-use crate::validate::{Args, Detach, Ready, Seconds};
+use crate::entry::{self, MainFn, Shape};
+use crate::validate::{Args, Detach, Flavor, Ready, Seconds};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::ReturnType;
 
-pub(crate) fn main(args: &Args, function: MainFn) -> TokenStream {
+pub(crate) fn main(args: &Args, function: MainFn, shape: Shape) -> TokenStream {
     let krate = match &args.krate {
         Some(krate) => {
             let path = &krate.value;
@@ -21,11 +21,15 @@ pub(crate) fn main(args: &Args, function: MainFn) -> TokenStream {
     let MainFn {
         outer_attrs,
         vis,
-        sig,
+        mut sig,
         brace,
         inner_attrs,
-        body,
+        mut body,
     } = function;
+    let running = quote!(#krate::__private::runtime_running(););
+    if let Shape::ExpandedByTokio(at) = shape {
+        body = entry::put_first_in_block(body, at, running.clone());
+    }
     // The body in its own braces, with their spans: an error about the block points at it.
     let mut block = TokenStream::new();
     brace.surround(&mut block, |tokens| tokens.extend(body));
@@ -34,12 +38,36 @@ pub(crate) fn main(args: &Args, function: MainFn) -> TokenStream {
         ReturnType::Type(arrow, ty) => (quote!(#arrow #ty), ty.span()),
     };
     // Spanned at the return type: an unsupported one is reported there.
-    let run = quote_spanned!(output_span=> .run);
+    let (run, tokio_main) = match shape {
+        Shape::Plain => (quote_spanned!(output_span=> .run), None),
+        Shape::ExpandedByTokio(_) => (quote_spanned!(output_span=> .__run_tokio_main), None),
+        Shape::Async => (quote_spanned!(output_span=> .run_async), None),
+        Shape::UnderTokio(attr) => (quote_spanned!(output_span=> .__run_tokio_main), Some(attr)),
+    };
+    if sig.asyncness.is_none() {
+        return quote! {
+            #(#outer_attrs)*
+            #vis #sig {
+                #(#inner_attrs)*
+                #krate::Daemon::new() #(#calls)* #run(move || #output #block)
+            }
+        };
+    }
+    // `async fn main`: the body becomes a nested `async fn main`, run after the fork, by the
+    // runtime crate or, under `#[tokio::main]`, by the runtime that attribute builds.
+    let nested = sig.clone();
+    sig.asyncness = None;
+    let running = tokio_main.is_some().then_some(running);
     quote! {
         #(#outer_attrs)*
         #vis #sig {
-            #(#inner_attrs)*
-            #krate::Daemon::new() #(#calls)* #run(move || #output #block)
+            #tokio_main
+            #nested {
+                #(#inner_attrs)*
+                #running
+                #block
+            }
+            #krate::Daemon::new() #(#calls)* #run(main)
         }
     }
 }
@@ -96,8 +124,24 @@ fn builder_calls(args: &Args, krate: &TokenStream) -> Vec<TokenStream> {
         let duration = duration(timeout.value);
         calls.push(quote!(.ready_timeout(#duration)));
     }
-    if let Some(graceful) = args.graceful.as_ref().filter(|graceful| graceful.value) {
-        calls.push(quote_spanned!(graceful.span=> .shutdown(#krate::Shutdown::Graceful)));
+    if let Some(graceful) = &args.graceful {
+        let mode = if graceful.value {
+            quote!(Graceful)
+        } else {
+            quote!(Exit)
+        };
+        calls.push(quote_spanned!(graceful.span=> .shutdown(#krate::Shutdown::#mode)));
+    }
+    if let Some(flavor) = &args.flavor {
+        let flavor = match flavor.value {
+            Flavor::MultiThread => quote!(MultiThread),
+            Flavor::CurrentThread => quote!(CurrentThread),
+        };
+        calls.push(quote!(.flavor(#krate::Flavor::#flavor)));
+    }
+    if let Some(workers) = &args.worker_threads {
+        let count = Literal::usize_unsuffixed(workers.value);
+        calls.push(quote!(.worker_threads(#count)));
     }
     if let Some(timeout) = &args.stop_timeout {
         let duration = duration(timeout.value);

@@ -23,11 +23,13 @@ pub(crate) enum Key {
     Name,
     Crate,
     Listen,
+    Flavor,
+    WorkerThreads,
 }
 
 impl Key {
     /// Every key, in the order the documentation lists them.
-    pub(crate) const ALL: [Key; 19] = [
+    pub(crate) const ALL: [Key; 21] = [
         Key::Pidfile,
         Key::Umask,
         Key::Workdir,
@@ -47,6 +49,8 @@ impl Key {
         Key::Name,
         Key::Crate,
         Key::Listen,
+        Key::Flavor,
+        Key::WorkerThreads,
     ];
 
     /// The key as written in the attribute.
@@ -97,6 +101,8 @@ impl Key {
                 "a list of \"NAME=ADDRESS\" strings",
                 "listen = [\"http=127.0.0.1:8080\", \"admin=unix:/run/mysvc.sock\"]",
             ),
+            Key::Flavor => ("flavor", "a quoted string", "flavor = \"current_thread\""),
+            Key::WorkerThreads => ("worker_threads", "a positive integer", "worker_threads = 4"),
         }
     }
 
@@ -125,6 +131,8 @@ const ALIASES: &[(&str, Key)] = &[
     ("gid", Key::Group),
     ("pid", Key::Pidfile),
     ("timeout", Key::ReadyTimeout),
+    ("threads", Key::WorkerThreads),
+    ("runtime", Key::Flavor),
 ];
 
 /// `` `pidfile`, `umask`, ... ``, for messages.

@@ -30,6 +30,12 @@ pub(crate) enum Detach {
     Never,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Flavor {
+    MultiThread,
+    CurrentThread,
+}
+
 #[derive(Clone, Copy)]
 pub(crate) enum Seconds {
     Whole(u64),
@@ -58,6 +64,8 @@ pub(crate) struct Args {
     pub(crate) name: Option<Setting<String>>,
     pub(crate) krate: Option<Setting<syn::Path>>,
     pub(crate) listen: Option<Setting<Vec<String>>>,
+    pub(crate) flavor: Option<Setting<Flavor>>,
+    pub(crate) worker_threads: Option<Setting<usize>>,
 }
 
 /// The settings of the entries, then the checks between them. The mistakes the parsing
@@ -113,6 +121,14 @@ impl Args {
                 let graceful = choice(key, value, &["exit", "graceful"])? == "graceful";
                 self.graceful = at(graceful, key_span, span);
             }
+            Key::Flavor => {
+                let flavor = match choice(key, value, &["multi_thread", "current_thread"])? {
+                    "multi_thread" => Flavor::MultiThread,
+                    _ => Flavor::CurrentThread,
+                };
+                self.flavor = at(flavor, key_span, span);
+            }
+            Key::WorkerThreads => self.worker_threads = at(worker_threads(value)?, key_span, span),
             Key::Detach => {
                 let detach = match choice(key, value, &["auto", "always", "never"])? {
                     "auto" => Detach::Auto,
@@ -282,6 +298,25 @@ fn choice(key: Key, expr: &Expr, accepted: &[&'static str]) -> syn::Result<&'sta
                 format!("unknown `{key}` value \"{value}\": expected {expected}"),
             )
         })
+}
+
+/// `worker_threads`: at least 1, as `#[tokio::main]` checks it.
+fn worker_threads(expr: &Expr) -> syn::Result<usize> {
+    const RANGE: &str = "`worker_threads` must be at least 1";
+    if is_negative(expr) {
+        return Err(syn::Error::new(expr.span(), RANGE));
+    }
+    let Some(Lit::Int(lit)) = literal(expr) else {
+        return Err(wrong_type(Key::WorkerThreads, expr));
+    };
+    match lit.base10_parse::<usize>() {
+        Ok(0) => Err(syn::Error::new(lit.span(), RANGE)),
+        Ok(count) => Ok(count),
+        Err(_) => Err(syn::Error::new(
+            lit.span(),
+            "`worker_threads` is too large for this platform",
+        )),
+    }
 }
 
 fn umask(expr: &Expr) -> syn::Result<u32> {

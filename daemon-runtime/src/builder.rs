@@ -90,7 +90,8 @@ pub struct Daemon {
     pub(crate) ready: Ready,
     pub(crate) ready_timeout: Duration,
     pub(crate) core_dumps: bool,
-    pub(crate) shutdown: Shutdown,
+    /// `None`: [`Shutdown::Exit`], or [`Shutdown::Graceful`] for an async `main`.
+    pub(crate) shutdown: Option<Shutdown>,
     pub(crate) stop_timeout: Duration,
     pub(crate) control: bool,
     pub(crate) detach: Detach,
@@ -98,6 +99,10 @@ pub struct Daemon {
     pub(crate) user: Option<String>,
     pub(crate) group: Option<String>,
     pub(crate) chroot: Option<PathBuf>,
+    #[cfg(feature = "tokio")]
+    pub(crate) flavor: crate::Flavor,
+    #[cfg(feature = "tokio")]
+    pub(crate) worker_threads: Option<usize>,
 }
 
 impl Default for Daemon {
@@ -122,7 +127,7 @@ impl Daemon {
             ready: Ready::Auto,
             ready_timeout: Duration::from_secs(30),
             core_dumps: false,
-            shutdown: Shutdown::Exit,
+            shutdown: None,
             stop_timeout: Duration::from_secs(10),
             control: false,
             detach: Detach::Auto,
@@ -130,6 +135,10 @@ impl Daemon {
             user: None,
             group: None,
             chroot: None,
+            #[cfg(feature = "tokio")]
+            flavor: crate::Flavor::MultiThread,
+            #[cfg(feature = "tokio")]
+            worker_threads: None,
         }
     }
 
@@ -220,9 +229,26 @@ impl Daemon {
         self
     }
 
-    /// What `SIGTERM` and `SIGINT` do, see [`Shutdown`].
+    /// What `SIGTERM` and `SIGINT` do, see [`Shutdown`]. Default: [`Shutdown::Exit`] for
+    /// [`run`](Daemon::run), [`Shutdown::Graceful`] for an async `main`.
     pub fn shutdown(mut self, shutdown: Shutdown) -> Daemon {
-        self.shutdown = shutdown;
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// The tokio runtime [`run_async`](Daemon::run_async) builds (the `flavor` key).
+    /// Default: [`Flavor::MultiThread`](crate::Flavor::MultiThread).
+    #[cfg(feature = "tokio")]
+    pub fn flavor(mut self, flavor: crate::Flavor) -> Daemon {
+        self.flavor = flavor;
+        self
+    }
+
+    /// How many worker threads a multi-thread runtime has (the `worker_threads` key); 0 is
+    /// taken as 1. Default: one per CPU, as tokio decides.
+    #[cfg(feature = "tokio")]
+    pub fn worker_threads(mut self, count: usize) -> Daemon {
+        self.worker_threads = Some(count.max(1));
         self
     }
 
@@ -264,8 +290,75 @@ impl Daemon {
     /// `NAME: why` to its stderr and exits 1. With [`Ready::Manual`], an `Err` returned by
     /// `main`, a panic, or a return before [`ready()`](crate::ready()) is reported the same way.
     pub fn run<R: MainOutput>(self, main: impl FnOnce() -> R) -> R {
+        let readiness = match self.ready {
+            Ready::Auto => Readiness::AtStart,
+            Ready::Manual => Readiness::Manual,
+        };
+        self.start_then(readiness, Shutdown::Exit, main)
+    }
+
+    /// Starts the daemon, then builds a tokio runtime ([`flavor`](Daemon::flavor),
+    /// [`worker_threads`](Daemon::worker_threads)) and runs the future `main` returns on it to
+    /// completion; returns its output. This is what `#[daemon] async fn main` expands to.
+    ///
+    /// The runtime is built in the daemon, after the fork (a runtime's threads do not survive
+    /// one), before the launcher hears "ready": a runtime that cannot be built (no thread can
+    /// be started, say under `RLIMIT_NPROC`) is a failed start, exit 1. With
+    /// [`Ready::Auto`] the daemon is ready when the runtime starts running `main`. The default
+    /// [`shutdown`](Daemon::shutdown) is [`Shutdown::Graceful`]: wait for
+    /// [`shutdown()`](crate::shutdown()). When `main` is done, the runtime waits at most half
+    /// of [`stop_timeout`](Daemon::stop_timeout) for its blocking tasks.
+    #[cfg(feature = "tokio")]
+    pub fn run_async<R, F>(self, main: impl FnOnce() -> F) -> R
+    where
+        R: MainOutput,
+        F: std::future::Future<Output = R>,
+    {
+        let readiness = match self.ready {
+            Ready::Auto => Readiness::WhenRuntimeRuns,
+            Ready::Manual => Readiness::Manual,
+        };
+        let (flavor, workers) = (self.flavor, self.worker_threads);
+        let grace = self.stop_timeout / 2;
         let name = self.display_name();
-        let manual = self.ready == Ready::Manual;
+        self.start_then(readiness, Shutdown::Graceful, move || {
+            let runtime =
+                crate::asynchronous::build_runtime(flavor, workers).unwrap_or_else(|message| {
+                    crate::output::complain!("{name}: {message}");
+                    readiness::fail(&message);
+                    std::process::exit(1)
+                });
+            readiness::runtime_running();
+            crate::asynchronous::block_on(runtime, main(), grace)
+        })
+    }
+
+    /// `#[daemon]` over `#[tokio::main]` (either order): `main` builds its runtime itself and
+    /// calls [`runtime_running`](crate::__private::runtime_running) first thing in its async
+    /// body. Not a public API.
+    #[doc(hidden)]
+    pub fn __run_tokio_main<R: MainOutput>(self, main: impl FnOnce() -> R) -> R {
+        let readiness = match self.ready {
+            Ready::Auto => Readiness::WhenRuntimeRuns,
+            Ready::Manual => Readiness::Manual,
+        };
+        self.start_then(readiness, Shutdown::Graceful, main)
+    }
+
+    /// Starts the daemon (or exits), then runs `main` in it; `readiness` says when the
+    /// launcher hears "ready", `shutdown` is the default of the `shutdown` setting.
+    fn start_then<R: MainOutput>(
+        mut self,
+        readiness: Readiness,
+        shutdown: Shutdown,
+        main: impl FnOnce() -> R,
+    ) -> R {
+        self.shutdown = Some(self.shutdown.unwrap_or(shutdown));
+        self.ready = match readiness {
+            Readiness::AtStart => Ready::Auto,
+            Readiness::Manual | Readiness::WhenRuntimeRuns => Ready::Manual,
+        };
+        let name = self.display_name();
         let detach = if self.control {
             match control::dispatch(&self, &name) {
                 control::Next::Exit(code) => std::process::exit(code),
@@ -288,8 +381,10 @@ impl Daemon {
                 std::process::exit(error.exit_code());
             }
         }
-        if !manual {
-            return main();
+        match readiness {
+            Readiness::AtStart => return main(),
+            Readiness::Manual => {}
+            Readiness::WhenRuntimeRuns => readiness::when_runtime_runs(),
         }
         readiness::capture_panics();
         let output = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(main)) {
@@ -381,6 +476,17 @@ impl Daemon {
             })
             .unwrap_or_else(|| "daemon".to_owned())
     }
+}
+
+/// When the launcher hears that the daemon is ready.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Readiness {
+    /// When `main` starts.
+    AtStart,
+    /// When `main` calls [`ready()`](crate::ready()).
+    Manual,
+    /// When the async runtime runs `main`'s body.
+    WhenRuntimeRuns,
 }
 
 /// What `main` may return under [`Daemon::run`] and `#[daemon]`: `()` or `Result<(), E>`.

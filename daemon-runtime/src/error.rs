@@ -19,6 +19,12 @@ pub enum Error {
         /// How many threads there were.
         count: usize,
     },
+    /// An async runtime was already used in this process (SPEC §5.1): forking would break
+    /// it, even a single-threaded one.
+    AsyncRuntime {
+        /// What showed it.
+        found: String,
+    },
     /// A path setting uses an environment variable that is not set and has no default.
     Variable {
         /// The setting, such as `"pidfile"`.
@@ -305,6 +311,12 @@ impl fmt::Display for Error {
                 "cannot daemonize a process that has {count} threads: fork keeps only the calling \
                  thread; start the daemon first thing in main, before anything spawns a thread \
                  (an async runtime, a thread pool, a logger)"
+            ),
+            Error::AsyncRuntime { found } => write!(
+                f,
+                "cannot daemonize a process in which an async runtime was already used \
+                 ({found}): fork would break it; start the daemon first thing in main, and let \
+                 it build the runtime (`#[daemon] async fn main`)"
             ),
             Error::Variable { setting, template, variable } => write!(
                 f,

@@ -4,21 +4,63 @@
 //!
 //! No thread is started: the signal handlers set a flag and write a byte into a self-pipe
 //! (both async-signal-safe); the functions here read the flags and drain the pipe. The pipe
-//! is created by the first [`wait`], [`wait_timeout`] or [`events_fd`], so that a daemon that
-//! only polls the flags has no descriptor more than it needs; a signal that comes before is
-//! not lost, since the flags are looked at after the pipe exists.
+//! is created by the first [`wait`], [`wait_timeout`], [`wait_or_readable`] or [`events_fd`],
+//! so that a daemon that only polls the flags has no descriptor more than it needs; a signal
+//! that comes before is not lost, since the flags are looked at after the pipe exists.
+//!
+//! The async futures (feature `tokio`) have a self-pipe of their own: a reader of one pipe
+//! never drains the wake-up that a reader of the other is waiting for.
 
 use crate::sys;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
-/// The self-pipe (read end, write end), made once and never closed. The handlers only
+/// How many reloads were requested since start: a [`LogFile`](crate::LogFile) reopens its
+/// file when this changed.
+static RELOADS: AtomicUsize = AtomicUsize::new(0);
+/// The self-pipe of [`wait`], [`wait_timeout`], [`wait_or_readable`] and [`events_fd`].
+static WAKE: Doorbell = Doorbell::new();
+/// The self-pipe of the async futures.
+pub(crate) static WAKE_ASYNC: Doorbell = Doorbell::new();
+
+/// A self-pipe (read end, write end), made on first use and never closed. The handlers only
 /// `get` it: a lock-free load, which is async-signal-safe.
-static WAKE: OnceLock<Option<(OwnedFd, OwnedFd)>> = OnceLock::new();
+pub(crate) struct Doorbell(OnceLock<Option<(OwnedFd, OwnedFd)>>);
+
+impl Doorbell {
+    const fn new() -> Doorbell {
+        Doorbell(OnceLock::new())
+    }
+
+    /// The read end, created on first use; `None` if no pipe could be made.
+    pub(crate) fn read_end(&'static self) -> Option<BorrowedFd<'static>> {
+        self.0
+            .get_or_init(|| sys::pipe_nonblocking().ok())
+            .as_ref()
+            .map(|(read_end, _)| read_end.as_fd())
+    }
+
+    /// From a signal handler: wakes the reader, if there is a pipe. A full pipe already wakes
+    /// the reader: `EAGAIN` is fine.
+    fn ring(&self) {
+        if let Some(Some((_, write_end))) = self.0.get() {
+            let _ = sys::write_all(write_end.as_fd(), b"!");
+        }
+    }
+
+    /// Empties the pipe, without waiting.
+    pub(crate) fn drain(&self) {
+        let Some(Some((read_end, _))) = self.0.get() else {
+            return;
+        };
+        let mut buf = [0u8; 64];
+        while matches!(sys::read(read_end.as_fd(), &mut buf), Ok(n) if n > 0) {}
+    }
+}
 
 /// Something the daemon was asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +120,9 @@ pub fn wait_timeout(timeout: Duration) -> Option<Event> {
     OBSERVES_RELOADS.store(true, Ordering::SeqCst);
     let deadline = Instant::now().checked_add(timeout);
     // The pipe exists before the flags are looked at: a signal after the look wakes the poll.
-    let wake = wake_read();
+    let wake = WAKE.read_end();
     loop {
-        drain();
+        WAKE.drain();
         if shutdown_requested() {
             return Some(Event::Shutdown);
         }
@@ -110,25 +152,80 @@ pub fn wait_timeout(timeout: Duration) -> Option<Event> {
 /// timeout to learn which (it also drains the descriptor). `None` in a process that was not
 /// started by this crate.
 pub fn events_fd() -> Option<BorrowedFd<'static>> {
-    if !HANDLED.load(Ordering::SeqCst) {
+    if !handled() {
         return None;
     }
-    wake_read()
+    WAKE.read_end()
+}
+
+/// Blocks until `fd` is readable, an [`Event`] is pending, or `timeout` (if any) has passed:
+/// the event, or `None` when `fd` is readable or the time is up (so make `fd` non-blocking and
+/// just try it). For a service that waits on one descriptor, such as its listening socket,
+/// without writing its own `poll` loop:
+///
+/// ```no_run
+/// # fn serve(listener: std::net::TcpListener) {
+/// listener.set_nonblocking(true).unwrap();
+/// loop {
+///     match daemon_runtime::wait_or_readable(&listener, None) {
+///         Some(daemon_runtime::Event::Shutdown) => break,
+///         Some(daemon_runtime::Event::Reload) => { /* re-read the configuration */ }
+///         None => while let Ok((stream, _)) = listener.accept() { /* serve it */ },
+///     }
+/// }
+/// # }
+/// ```
+///
+/// In a process that was not started by this crate only `fd` is watched.
+pub fn wait_or_readable(fd: impl AsFd, timeout: Option<Duration>) -> Option<Event> {
+    OBSERVES_RELOADS.store(true, Ordering::SeqCst);
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    let wake = if handled() { WAKE.read_end() } else { None };
+    loop {
+        WAKE.drain();
+        if shutdown_requested() {
+            return Some(Event::Shutdown);
+        }
+        if reload_requested() {
+            return Some(Event::Reload);
+        }
+        let ms = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                left.as_millis().clamp(1, i32::MAX as u128) as i32
+            }
+            None => -1,
+        };
+        match sys::poll_readable([Some(fd.as_fd()), wake], ms) {
+            Ok([true, _]) => return None,
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            // Nothing can be waited for (a closed descriptor): say it is readable, so that the
+            // caller's own call on it reports the error.
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Whether this process installed the handlers (it is a daemon started by this crate).
 static HANDLED: AtomicBool = AtomicBool::new(false);
 
+/// Whether this process installed the handlers (it is a daemon started by this crate).
+pub(crate) fn handled() -> bool {
+    HANDLED.load(Ordering::SeqCst)
+}
+
+/// How many reloads were requested since start.
+pub(crate) fn reload_count() -> usize {
+    RELOADS.load(Ordering::SeqCst)
+}
+
 /// Called once the daemon's handlers are installed.
 pub(crate) fn handlers_installed() {
     HANDLED.store(true, Ordering::SeqCst);
-}
-
-/// The self-pipe's read end, created on first use; `None` if it could not be.
-fn wake_read() -> Option<BorrowedFd<'static>> {
-    WAKE.get_or_init(|| sys::pipe_nonblocking().ok())
-        .as_ref()
-        .map(|(read_end, _)| read_end.as_fd())
 }
 
 /// From a signal handler: a shutdown was asked for.
@@ -146,6 +243,7 @@ pub(crate) fn request_reload() {
     if observed {
         READY_AFTER_RELOAD.store(true, Ordering::SeqCst);
     }
+    RELOADS.fetch_add(1, Ordering::SeqCst);
     RELOAD.store(true, Ordering::SeqCst);
     wake();
     if !observed {
@@ -154,16 +252,6 @@ pub(crate) fn request_reload() {
 }
 
 fn wake() {
-    if let Some(Some((_, write_end))) = WAKE.get() {
-        // A full pipe already wakes the reader: EAGAIN is fine.
-        let _ = sys::write_all(write_end.as_fd(), b"!");
-    }
-}
-
-fn drain() {
-    let Some(Some((read_end, _))) = WAKE.get() else {
-        return;
-    };
-    let mut buf = [0u8; 64];
-    while matches!(sys::read(read_end.as_fd(), &mut buf), Ok(n) if n > 0) {}
+    WAKE.ring();
+    WAKE_ASYNC.ring();
 }

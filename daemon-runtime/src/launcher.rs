@@ -62,6 +62,9 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     if let Some(count) = prepare::thread_count().filter(|&count| count > 1) {
         return Err(Error::Threads { count });
     }
+    if let Some(found) = prepare::async_runtime_in_use() {
+        return Err(Error::AsyncRuntime { found });
+    }
     // PID 1 of a PID namespace stays a small init; the service goes on as its child, in the
     // foreground whatever `detach` says.
     let pid_1 = sys::getpid() == 1;

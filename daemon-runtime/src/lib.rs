@@ -30,6 +30,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod builder;
 mod child;
 mod control;
@@ -40,6 +42,7 @@ mod files;
 mod init;
 mod launcher;
 mod listen;
+mod logfile;
 pub mod notify;
 mod output;
 mod paths;
@@ -52,13 +55,16 @@ mod supervisor;
 mod sys;
 mod unit;
 
+#[cfg(feature = "tokio")]
+pub use crate::asynchronous::{reload, shutdown, Flavor, ReloadRequested, ShutdownRequested};
 pub use crate::builder::{Daemon, Detach, MainOutput, Ready, Shutdown};
 pub use crate::control::ControlCommand;
 pub use crate::error::{Error, Exit, LockHolder, PathAction, SystemAction};
 pub use crate::events::{
-    events_fd, reload_requested, shutdown_requested, wait, wait_timeout, Event,
+    events_fd, reload_requested, shutdown_requested, wait, wait_or_readable, wait_timeout, Event,
 };
 pub use crate::listen::{listener, tcp_listener, unix_listener};
+pub use crate::logfile::LogFile;
 pub use crate::readiness::ready;
 
 /// Turns `fn main` into a correct Unix daemon.
@@ -93,12 +99,36 @@ pub use crate::readiness::ready;
 /// | `chroot` | path string | none | see [`Daemon::chroot`] |
 /// | `detach` | `"auto"`, `"always"`, `"never"` | `"auto"` | see [`Detach`] |
 /// | `listen` | `["NAME=ADDRESS", ...]` | `[]` | see [`Daemon::listen`] and [`listener`] |
+/// | `flavor` | `"multi_thread"`, `"current_thread"` | `"multi_thread"` | `async fn main` (feature `tokio`): the runtime built after the fork |
+/// | `worker_threads` | integer ≥ 1 | one per CPU | `async fn main` on `"multi_thread"`: its worker threads |
 ///
 /// Path strings expand `$VAR`, `${VAR}` and `${VAR:-default}` from the launcher's environment
 /// at start-up (an unset variable without default is a start-up error that names it; `$$` is a
 /// literal `$`); relative paths are resolved against the directory the program was started in.
 ///
 /// `main` may return `()` or `Result<(), E>` with `E: Debug`; it must take no arguments and
-/// be neither `async` nor generic.
+/// not be generic.
+///
+/// With the `tokio` feature, `main` may be `async`: the daemon starts, then builds the tokio
+/// runtime ([`Daemon::run_async`]), and `shutdown` defaults to `"graceful"` (wait for
+/// [`shutdown()`]). `#[daemon]` also stacks with `#[tokio::main]`, in either order; the
+/// runtime's settings then belong to `#[tokio::main(...)]`:
+///
+/// ```no_run
+/// # #[cfg(not(feature = "tokio"))]
+/// # fn main() {}
+/// # #[cfg(feature = "tokio")]
+/// #[daemon_runtime::daemon(pidfile = "/run/mysvc.pid")]
+/// async fn main() -> std::io::Result<()> {
+///     daemon_runtime::shutdown().await; // SIGTERM
+///     Ok(())
+/// }
+/// ```
 #[doc(inline)]
 pub use daemon_macros::daemon;
+
+/// What `#[daemon]`'s expansion calls and nothing else should. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::readiness::runtime_running;
+}

@@ -157,7 +157,7 @@ impl Plan {
             source,
         })?;
         let handling = Handling {
-            graceful: daemon.shutdown == Shutdown::Graceful,
+            graceful: daemon.shutdown == Some(Shutdown::Graceful),
             stdout: None,
             stderr: None,
             directories: Vec::new(),
@@ -302,6 +302,61 @@ fn check_dir(path: &Path, c_path: &CString, action: PathAction) -> Result<(), Er
         return Err(failed(io::Error::from_raw_os_error(libc::ENOTDIR)));
     }
     sys::can_enter(c_path).map_err(failed)
+}
+
+/// What shows that an async runtime was already used in this process, if anything does: a
+/// tokio runtime entered on this thread, or an epoll instance that watches descriptors of this
+/// process (what tokio's and mio's reactors are, single-threaded ones included). An epoll
+/// descriptor merely inherited from the parent watches nothing of ours and is no sign.
+pub(crate) fn async_runtime_in_use() -> Option<String> {
+    #[cfg(feature = "tokio")]
+    if crate::asynchronous::runtime_entered() {
+        return Some(
+            "tokio::runtime::Handle::try_current() succeeds: this thread is inside a tokio \
+             runtime"
+                .to_owned(),
+        );
+    }
+    let listed = std::fs::read_dir("/proc/self/fd").ok()?;
+    for entry in listed.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if target.as_os_str() != "anon_inode:[eventpoll]" {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+            continue;
+        };
+        if let Some(watched) = info.lines().find_map(watched_own_descriptor) {
+            return Some(format!(
+                "descriptor {fd} is an epoll instance that watches this process's descriptor \
+                 {watched}: the reactor of a runtime such as tokio's"
+            ));
+        }
+    }
+    None
+}
+
+/// From a line of an epoll descriptor's fdinfo, `tfd: N events: .. data: .. pos:0 ino:HEX
+/// sdev:HEX`: the number `N`, if this process's descriptor `N` is that very file.
+fn watched_own_descriptor(line: &str) -> Option<i32> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "tfd:" {
+        return None;
+    }
+    let fd: i32 = fields.next()?.parse().ok()?;
+    let inode = fields.find_map(|field| field.strip_prefix("ino:"))?;
+    let inode = u64::from_str_radix(inode, 16).ok()?;
+    let open = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
+    (std::os::unix::fs::MetadataExt::ino(&open) == inode).then_some(fd)
 }
 
 /// The number of threads of this process, where the system tells.

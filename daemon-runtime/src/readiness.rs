@@ -48,6 +48,24 @@ pub fn ready() {
     }
 }
 
+/// Readiness waits for the async runtime to run the body (a `ready = "auto"` async `main`).
+static WHEN_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// The launcher hears "ready" once [`runtime_running`] is called, not when `main` starts.
+pub(crate) fn when_runtime_runs() {
+    WHEN_RUNNING.store(true, Ordering::SeqCst);
+}
+
+/// The async runtime is built and runs `main`'s body: with `ready = "auto"`, the daemon is
+/// ready now. Called by `#[daemon]`'s expansion first thing in an async body; does nothing
+/// otherwise.
+#[doc(hidden)]
+pub fn runtime_running() {
+    if WHEN_RUNNING.swap(false, Ordering::SeqCst) {
+        ready();
+    }
+}
+
 /// In a process the daemon forks (pthread_atfork(3)'s child handler): closes the child's copy
 /// of the readiness pipe, which only the daemon may use. Async-signal-safe.
 pub(crate) fn forget_in_child() {
@@ -97,6 +115,14 @@ pub(crate) fn capture_panics() {
             let at = info
                 .location()
                 .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()));
+            if WHEN_RUNNING.load(Ordering::SeqCst) {
+                // The async runtime failed to start (tokio panics when it cannot start a worker
+                // thread). Unwinding out of a half-built multi-thread runtime can wait forever
+                // for the workers that did start: report and leave now, the panic printed.
+                previous(info);
+                fail(&format!("cannot start the tokio runtime: {text}"));
+                std::process::exit(1);
+            }
             let message = format!(
                 "main panicked before it was ready{}: {text}",
                 at.unwrap_or_default()

@@ -606,6 +606,32 @@ pub(crate) fn wait_readable(fd: BorrowedFd, timeout_ms: i32) -> io::Result<bool>
         .map_err(io::Error::from)
 }
 
+/// poll(2) for readability of up to two descriptors, waiting at most `timeout_ms` (-1:
+/// forever): which of them are readable (or at end, or in error). `Err(Interrupted)` when a
+/// signal handler ran.
+pub(crate) fn poll_readable(
+    fds: [Option<BorrowedFd>; 2],
+    timeout_ms: i32,
+) -> io::Result<[bool; 2]> {
+    let mut polled: Vec<PollFd> = fds
+        .iter()
+        .flatten()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::NONE);
+    nix::poll::poll(&mut polled, timeout).map_err(io::Error::from)?;
+    let mut readable = polled
+        .iter()
+        .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()));
+    let mut result = [false; 2];
+    for (slot, fd) in result.iter_mut().zip(&fds) {
+        if fd.is_some() {
+            *slot = readable.next().unwrap_or(false);
+        }
+    }
+    Ok(result)
+}
+
 /// poll(2) on up to two descriptors, with every signal unblocked only while it waits
 /// (ppoll(2); elsewhere, unblocked around poll(2)): which of them are readable.
 /// `Err(Interrupted)` when a signal handler ran. Allocates nothing.

@@ -1,0 +1,93 @@
+//! The echo service, async: `#[daemon] async fn main` on tokio, with a graceful stop.
+//!
+//!     cargo run --example tokio_echo              # start: 127.0.0.1:7009 (ECHO_PORT)
+//!     cargo run --example tokio_echo -- status
+//!     cargo run --example tokio_echo -- stop      # finishes open connections, then exits
+//!
+//! Each line sent is answered with the same line, by a task of its own connection. Two more
+//! lines show what happens inside: `slow TEXT` answers `TEXT` after 600 ms (stop the daemon
+//! meanwhile: the answer still comes), and `thread` answers which thread answered it. What it
+//! does goes to `${TMPDIR:-/tmp}/tokio_echo.log`, through `tracing`.
+//!
+//! The runtime is built after the fork, inside the daemon: the launcher exits 0 only once the
+//! runtime runs `main`, and a runtime that cannot start is reported by the launcher.
+
+use std::io;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+#[daemon_runtime::daemon(
+    pidfile = "${TMPDIR:-/tmp}/tokio_echo.pid",
+    stderr = "${TMPDIR:-/tmp}/tokio_echo.log",
+    listen = ["echo=127.0.0.1:${ECHO_PORT:-7009}"],
+    worker_threads = 2,
+    control = true
+)]
+async fn main() -> io::Result<()> {
+    // Descriptor 2 is the log file, reopened by the daemon on SIGHUP (logrotate).
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_ansi(false)
+        .init();
+    serve(daemon_runtime::tcp_listener("echo")?).await
+}
+
+/// Answers each connection on its own task until a shutdown is asked; then stops listening,
+/// lets the open connections finish, and returns.
+pub async fn serve(listener: std::net::TcpListener) -> io::Result<()> {
+    // First: tokio needs a non-blocking socket, or `accept` blocks a whole worker thread.
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    tracing::info!("listening on {}", listener.local_addr()?);
+    let mut connections = JoinSet::new();
+    // One future for the whole loop (it is `Unpin`): `&mut shutdown` in every round.
+    let mut shutdown = daemon_runtime::shutdown();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = daemon_runtime::reload() => tracing::info!("reload requested (log reopened)"),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracing::info!(%peer, "connection");
+                    connections.spawn(answer(stream));
+                }
+                // Out of descriptors, say: the listener itself is fine, try again shortly.
+                Err(error) => {
+                    tracing::warn!("accept: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener); // new connections are refused from here on
+    tracing::info!(
+        "shutting down, {} connection(s) to finish",
+        connections.len()
+    );
+    while connections.join_next().await.is_some() {}
+    tracing::info!("bye");
+    Ok(())
+}
+
+async fn answer(stream: TcpStream) -> io::Result<()> {
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = BufReader::new(reader).lines();
+    while let Some(line) = lines.next_line().await? {
+        let reply = if let Some(text) = line.strip_prefix("slow ") {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            text.to_owned()
+        } else if line == "thread" {
+            // `PID/task/TID`: the thread that runs this task now.
+            std::fs::read_link("/proc/thread-self")?
+                .display()
+                .to_string()
+        } else {
+            line
+        };
+        writer.write_all(format!("{reply}\n").as_bytes()).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! tokio_echo's service, started another way:
+//! `#[daemon(flavor = "current_thread")] async fn main`: the whole service on the main thread.
+//!
+//! The tests start it as they start tokio_echo, and look at the same things.
+
+#[path = "tokio_echo.rs"]
+#[allow(dead_code)]
+mod tokio_echo;
+
+#[daemon_runtime::daemon(
+    pidfile = "${TMPDIR:-/tmp}/tokio_single.pid",
+    stderr = "${TMPDIR:-/tmp}/tokio_single.log",
+    listen = ["echo=127.0.0.1:${ECHO_PORT:-7009}"],
+    flavor = "current_thread"
+)]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    tokio_echo::serve(daemon_runtime::tcp_listener("echo")?).await
+}

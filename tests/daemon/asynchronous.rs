@@ -1,0 +1,228 @@
+//! SPEC §5.1: async services on tokio, in every arrangement of `#[daemon]` and
+//! `#[tokio::main]`, the refusal of a process that used tokio first, a runtime that cannot
+//! start, and tokio's own signal listeners next to the daemon's handlers.
+
+use crate::support::*;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// The example binaries of tokio_echo's service, and how many worker threads each runs.
+const ARRANGEMENTS: [(&str, usize); 4] = [
+    ("tokio_echo", 2),    // #[daemon(worker_threads = 2)] async fn main
+    ("tokio_stacked", 2), // #[daemon] #[tokio::main(worker_threads = 2)]
+    ("tokio_outer", 2),   // #[tokio::main(worker_threads = 2)] #[daemon]
+    ("tokio_single", 0),  // #[daemon(flavor = "current_thread")]
+];
+
+/// Field 22 of a task's stat: when it started, in clock ticks since boot.
+fn start_time(stat_path: &str) -> u64 {
+    let text = fs::read_to_string(stat_path).unwrap_or_else(|e| panic!("{stat_path}: {e}"));
+    let rest = &text[text.rfind(')').expect("stat format") + 2..];
+    // Field 3 (the state) is the first after the name: field 22 is the 20th from there.
+    rest.split_whitespace()
+        .nth(19)
+        .expect("field 22")
+        .parse()
+        .expect("a number")
+}
+
+fn tasks(pid: i32) -> Vec<i32> {
+    let mut tasks: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("/proc/PID/task")
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    tasks.sort_unstable();
+    tasks
+}
+
+#[test]
+fn every_arrangement_serves_from_its_workers_and_stops_gracefully() {
+    for (example, workers) in ARRANGEMENTS {
+        let sandbox = Sandbox::new(example);
+        let port = free_port();
+        let launched = launch(sandbox.command(example).env("ECHO_PORT", port.to_string()));
+        launched.assert_started_quietly_or_announced();
+        let pidfile = sandbox.path(&format!("{example}.pid"));
+        let pid = read_pid(&pidfile);
+        assert!(is_locked(&pidfile), "{example}: pidfile not locked");
+
+        // Exactly the main thread and the runtime's workers, every one started in the daemon.
+        let tasks = tasks(pid);
+        assert_eq!(tasks.len(), 1 + workers, "{example}: tasks {tasks:?}");
+        let daemon_started = start_time(&format!("/proc/{pid}/stat"));
+        for tid in &tasks {
+            let started = start_time(&format!("/proc/{pid}/task/{tid}/stat"));
+            assert!(
+                started >= daemon_started,
+                "{example}: task {tid} is older than the daemon"
+            );
+            if *tid != pid {
+                let name = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap();
+                // tokio's name for its workers ("tokio-rt-worker", "tokio-runtime-worker" before).
+                assert!(
+                    name.starts_with("tokio-r"),
+                    "{example}: task {tid} is {name:?}"
+                );
+            }
+        }
+
+        // Answered by the connection's own task: on a worker, or on the only thread.
+        assert_eq!(ask(port, "hello"), "hello\n", "{example}");
+        let answer = ask(port, "thread");
+        let (answer_pid, tid) = answer
+            .trim()
+            .split_once("/task/")
+            .unwrap_or_else(|| panic!("{example}: {answer:?}"));
+        assert_eq!(answer_pid, pid.to_string(), "{example}");
+        let tid: i32 = tid.parse().unwrap();
+        assert!(
+            tasks.contains(&tid),
+            "{example}: answered on {tid}, not one of {tasks:?}"
+        );
+        if workers > 0 {
+            assert_ne!(
+                tid, pid,
+                "{example}: answered on the main thread, not by a worker"
+            );
+        }
+
+        // SIGTERM in the middle of a 600 ms request: the answer still comes, a new connection
+        // is refused meanwhile, then exit 0 and no pidfile.
+        let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        slow.set_read_timeout(Some(GONE_TIMEOUT)).unwrap();
+        writeln!(slow, "slow goodbye").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let signalled = Instant::now();
+        signal(pid, libc::SIGTERM);
+        wait_until("new connections are refused", GONE_TIMEOUT, || {
+            refused(port)
+        });
+        let refused_after = signalled.elapsed();
+        let mut reply = String::new();
+        BufReader::new(&slow).read_line(&mut reply).unwrap();
+        assert_eq!(reply, "goodbye\n", "{example}");
+        assert!(
+            refused_after < Duration::from_millis(450),
+            "{example}: refused only {refused_after:?} after SIGTERM, not while the request ran"
+        );
+        assert!(
+            is_alive(pid),
+            "{example}: gone before its connection closed"
+        );
+        drop(slow);
+        let status = wait_for_exit(pid, GONE_TIMEOUT).expect("the daemon is our child");
+        assert_eq!(status.code(), Some(0), "{example}: {status:?}");
+        assert!(!pidfile.exists(), "{example}: pidfile left behind");
+        let log = fs::read_to_string(sandbox.path(&format!("{example}.log"))).unwrap();
+        assert!(
+            log.contains("shutting down,") && log.ends_with("bye\n"),
+            "{example}: {log}"
+        );
+    }
+}
+
+#[test]
+fn a_process_that_already_used_tokio_is_refused() {
+    for (how, found) in [
+        (
+            "built",
+            "is an epoll instance that watches this process's descriptor",
+        ),
+        ("entered", "tokio::runtime::Handle::try_current() succeeds"),
+    ] {
+        let sandbox = Sandbox::new(&format!("tokio-before-{how}"));
+        let launched = launch(tunable(&sandbox).env("TOKIO_BEFORE", how));
+        assert_failed_cleanly(&sandbox, &launched);
+        assert!(
+            launched.stderr.starts_with(
+                "tunable: cannot daemonize a process in which an async runtime was already used ("
+            ) && launched.stderr.contains(found)
+                && launched.stderr.ends_with(
+                    "fork would break it; start the daemon first thing in main, and let it build \
+                     the runtime (`#[daemon] async fn main`)\n"
+                ),
+            "{how}: {launched:?}"
+        );
+        assert_eq!(
+            fs::read_dir(&sandbox.dir).unwrap().count(),
+            0,
+            "{how}: files left"
+        );
+    }
+}
+
+#[test]
+fn a_runtime_that_cannot_start_fails_the_launch() {
+    if !running_as_root("a_runtime_that_cannot_start_fails_the_launch") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new("runtime-cannot-start");
+    fs::set_permissions(&sandbox.dir, fs::Permissions::from_mode(0o777)).unwrap();
+    // A user of its own, allowed 3 processes and threads: the launcher, the first child and
+    // the daemon fit; two worker threads do not, and tokio panics starting them.
+    let mut command = sandbox.command_for(sandbox.copy_example("tokio_echo"));
+    command.env("ECHO_PORT", free_port().to_string());
+    run_as(&mut command, 64_321, 64_321, Some(3));
+    let launched = launch(&mut command);
+    assert_eq!(launched.code(), Some(1), "{launched:?}");
+    assert!(
+        launched
+            .stderr
+            .starts_with("tokio_echo.bin: cannot start the tokio runtime: "),
+        "{launched:?}"
+    );
+    assert!(
+        sandbox.processes().is_empty(),
+        "left: {:?}",
+        sandbox.processes()
+    );
+    assert!(
+        !sandbox.path("tokio_echo.pid").exists(),
+        "pidfile left behind"
+    );
+}
+
+/// Asks the tokio_tunable example (listening on `port`) to log `count` numbered lines; the
+/// number of the last line written.
+pub fn log_lines(port: u16, count: u64) -> u64 {
+    let answer = ask(port, &count.to_string());
+    answer
+        .trim()
+        .strip_prefix("ok ")
+        .and_then(|last| last.parse().ok())
+        .unwrap_or_else(|| panic!("answer {answer:?}"))
+}
+
+#[test]
+fn tokio_signal_listeners_leave_the_daemons_handling_in_place() {
+    let sandbox = Sandbox::new("tokio-signals");
+    let port = free_port();
+    let mut command = sandbox.command("tokio_tunable");
+    command
+        .env("PORT", port.to_string())
+        .env("TOKIO_SIGNALS", "1");
+    launch(&mut command).assert_started();
+    let pid = sandbox.daemon_pid();
+    log_lines(port, 1); // the body runs, its listeners are registered
+
+    // SIGHUP: the daemon reopens its log (logrotate moved it), and tokio's listener hears it.
+    let log = sandbox.path("stderr.log");
+    fs::rename(&log, sandbox.path("stderr.log.1")).unwrap();
+    signal(pid, libc::SIGHUP);
+    wait_until("tokio heard SIGHUP, in the new log", GONE_TIMEOUT, || {
+        fs::read_to_string(&log).is_ok_and(|text| text.contains("tokio saw SIGHUP"))
+    });
+
+    // SIGTERM: the daemon's graceful shutdown, and tokio's listener hears it too.
+    signal(pid, libc::SIGTERM);
+    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!sandbox.pidfile().exists());
+    let text = fs::read_to_string(&log).unwrap();
+    let (heard, bye) = (text.find("tokio saw SIGTERM"), text.find("bye"));
+    assert!(heard.is_some() && heard < bye, "{text}");
+}

@@ -1,2 +1,0 @@
-#[daemon_runtime::daemon]
-async fn main() {}
