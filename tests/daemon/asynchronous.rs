@@ -226,3 +226,41 @@ fn tokio_signal_listeners_leave_the_daemons_handling_in_place() {
     let (heard, bye) = (text.find("tokio saw SIGTERM"), text.find("bye"));
     assert!(heard.is_some() && heard < bye, "{text}");
 }
+
+#[test]
+fn every_reload_reaches_the_async_body() {
+    let sandbox = Sandbox::new("tokio-reloads");
+    let port = free_port();
+    launch(
+        sandbox
+            .command("tokio_echo")
+            .env("ECHO_PORT", port.to_string()),
+    )
+    .assert_started_quietly_or_announced();
+    let pid = read_pid(&sandbox.path("tokio_echo.pid"));
+    let log = sandbox.path("tokio_echo.log");
+    let reloads = || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("reload requested")
+            .count()
+    };
+    // One SIGHUP at a time: each one is seen, none is lost after the one before.
+    for expected in 1..=5 {
+        signal(pid, libc::SIGHUP);
+        wait_until(&format!("reload {expected} is seen"), GONE_TIMEOUT, || {
+            reloads() == expected
+        });
+    }
+    // A burst counts as one at least, and as no more reloads than were sent.
+    for _ in 0..10 {
+        signal(pid, libc::SIGHUP);
+    }
+    wait_until("the burst is seen", GONE_TIMEOUT, || reloads() > 5);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(reloads() <= 15, "{} reloads for 15 SIGHUPs", reloads());
+    assert_eq!(ask(port, "still here"), "still here\n");
+    signal(pid, libc::SIGTERM);
+    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

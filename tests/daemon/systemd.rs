@@ -414,3 +414,71 @@ fn detach_always_under_type_notify_makes_the_daemon_the_main_pid() {
     assert_eq!(stopped.code(), Some(0), "{stopped:?}");
     assert_eq!(systemd.property("tunable.service", "Result"), "success");
 }
+
+#[test]
+fn under_systemd_an_async_service_logs_to_the_journal() {
+    let Some((_one, sandbox, systemd)) = under_systemd(
+        "under_systemd_an_async_service_logs_to_the_journal",
+        "systemd-journal",
+    ) else {
+        return;
+    };
+    // A journald of the namespace's own, its journal in the namespace's /run only.
+    systemd.install(
+        "systemd-journald.socket",
+        "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=/run/systemd/journal/stdout\nListenDatagram=/run/systemd/journal/socket\nPassCredentials=yes\nService=systemd-journald.service\n",
+    );
+    systemd.install(
+        "systemd-journald.service",
+        "[Unit]\nDefaultDependencies=no\nRequires=systemd-journald.socket\n[Service]\nType=notify\nExecStartPre=/bin/sh -c 'mkdir -p /run/systemd/journald.conf.d && printf \"[Journal]\\nStorage=volatile\\n\" > /run/systemd/journald.conf.d/volatile.conf'\nExecStart=/lib/systemd/systemd-journald\nSockets=systemd-journald.socket\nRuntimeDirectory=systemd/journal\n",
+    );
+    systemd.start("systemd-journald.socket");
+    // tokio_tunable in the foreground (Type=notify), `tracing` to stderr, no `stderr` key.
+    let port = free_port();
+    systemd.install(
+        "tokio-journal.service",
+        &format!(
+            "[Service]\nType=notify\nExecStart={}\nEnvironment=PROBE_DIR={dir} PORT={port} STDERR=inherit DAEMON_TEST_SANDBOX={dir}\n",
+            example("tokio_tunable").display(),
+            dir = sandbox.dir.display()
+        ),
+    );
+    systemd.start("tokio-journal.service");
+    let main_pid = host_pid(&systemd, systemd.main_pid("tokio-journal.service"));
+    let stderr = fs::read_link(format!("/proc/{main_pid}/fd/2")).unwrap();
+    assert!(
+        stderr.to_string_lossy().starts_with("socket:"),
+        "stderr is {stderr:?}, not the journal's stream"
+    );
+    let last = crate::asynchronous::log_lines(port, 3);
+    let pid = systemd.pid.to_string();
+    wait_until("the lines are in the journal", LAUNCH_TIMEOUT, || {
+        let journal = launch(
+            std::process::Command::new("nsenter")
+                .args([
+                    "-t",
+                    &pid,
+                    "-m",
+                    "-p",
+                    "journalctl",
+                    "--no-pager",
+                    "-o",
+                    "cat",
+                ])
+                .args(["-u", "tokio-journal.service"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        );
+        journal
+            .stdout
+            .contains(&format!("tokio_tunable: line {last}\n"))
+    });
+    assert!(!sandbox.path("stderr.log").exists(), "a log file was made");
+    let stopped = systemd.systemctl(&["stop", "tokio-journal.service"]);
+    assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+    assert_eq!(
+        systemd.property("tokio-journal.service", "Result"),
+        "success"
+    );
+}
