@@ -60,11 +60,13 @@ fn every_arrangement_serves_from_its_workers_and_stops_gracefully() {
                 "{example}: task {tid} is older than the daemon"
             );
             if *tid != pid {
-                let name = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap();
-                // tokio's name for its workers ("tokio-rt-worker", "tokio-runtime-worker" before).
-                assert!(
-                    name.starts_with("tokio-r"),
-                    "{example}: task {tid} is {name:?}"
+                // tokio's name for its workers ("tokio-rt-worker", "tokio-runtime-worker"
+                // before), which a new thread gives itself once it runs.
+                let comm = format!("/proc/{pid}/task/{tid}/comm");
+                wait_until(
+                    &format!("{example}: {comm} names a worker"),
+                    GONE_TIMEOUT,
+                    || fs::read_to_string(&comm).is_ok_and(|name| name.starts_with("tokio-r")),
                 );
             }
         }
