@@ -35,7 +35,7 @@ async fn main() -> io::Result<()> {
 }
 
 /// Answers each connection on its own task until a shutdown is asked; then stops listening,
-/// lets the open connections finish, and returns.
+/// lets each open connection finish the line in hand, and returns.
 pub async fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     // First: tokio needs a non-blocking socket, or `accept` blocks a whole worker thread.
     listener.set_nonblocking(true)?;
@@ -47,7 +47,7 @@ pub async fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = daemon_runtime::reload() => tracing::info!("reload requested (log reopened)"),
+            _ = daemon_runtime::next_reload() => tracing::info!("reload requested (log reopened)"),
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::info!(%peer, "connection");
@@ -75,7 +75,16 @@ pub async fn serve(listener: std::net::TcpListener) -> io::Result<()> {
 async fn answer(stream: TcpStream) -> io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(reader).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut shutdown = daemon_runtime::shutdown();
+    loop {
+        // At shutdown an idle connection closes; a line being answered is answered first.
+        let line = tokio::select! {
+            _ = &mut shutdown => break,
+            line = lines.next_line() => match line? {
+                Some(line) => line,
+                None => break,
+            },
+        };
         let reply = if let Some(text) = line.strip_prefix("slow ") {
             tokio::time::sleep(Duration::from_millis(600)).await;
             text.to_owned()

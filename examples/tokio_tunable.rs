@@ -14,6 +14,13 @@
 //! On shutdown it logs SHUTDOWN_LINES more numbered lines (default 0), then `bye`, and returns.
 //! With TOKIO_SIGNALS=1, `main` also listens for SIGTERM and SIGHUP with `tokio::signal`, and
 //! logs `tokio saw SIGTERM` / `tokio saw SIGHUP` when they come.
+//!
+//! WATCHERS=N spawns N tasks that each wait for `shutdown()` and N that each take reloads
+//! with `next_reload()`; at shutdown `main` waits for them and logs `N watchers saw the
+//! shutdown`, `R reloads taken`, and whether a `shutdown()` made afterwards is complete at once.
+//!
+//! WORKERS=N runs a multi-thread runtime of N workers instead of a `current_thread` one;
+//! READY=manual calls `ready()` once the runtime runs.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +35,14 @@ fn main() -> io::Result<()> {
         .pidfile("${PROBE_DIR}/probe.pid")
         .listen("control=127.0.0.1:${PORT}")
         .flavor(daemon_runtime::Flavor::CurrentThread);
+    if let Some(workers) = std::env::var("WORKERS").ok().and_then(|n| n.parse().ok()) {
+        daemon = daemon
+            .flavor(daemon_runtime::Flavor::MultiThread)
+            .worker_threads(workers);
+    }
+    if std::env::var("READY").as_deref() == Ok("manual") {
+        daemon = daemon.ready(daemon_runtime::Ready::Manual);
+    }
     if std::env::var("STDERR").as_deref() != Ok("inherit") {
         daemon = daemon.stderr("${PROBE_DIR}/stderr.log");
     }
@@ -35,6 +50,7 @@ fn main() -> io::Result<()> {
 }
 
 async fn service() -> io::Result<()> {
+    daemon_runtime::ready(); // with READY=manual; nothing otherwise
     let dir = std::env::var("PROBE_DIR").expect("PROBE_DIR");
     let subscriber = tracing_subscriber::fmt().with_ansi(false);
     // Held until `main` returns: dropping it flushes the non-blocking writer's lines.
@@ -76,6 +92,22 @@ async fn service() -> io::Result<()> {
         }
     }
     drop(heard_term);
+    let watchers: usize = std::env::var("WATCHERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut shutdown_watchers = tokio::task::JoinSet::new();
+    let reloads = std::sync::Arc::new(AtomicU64::new(0));
+    for _ in 0..watchers {
+        shutdown_watchers.spawn(daemon_runtime::shutdown());
+        let reloads = std::sync::Arc::clone(&reloads);
+        tokio::spawn(async move {
+            loop {
+                daemon_runtime::next_reload().await;
+                reloads.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
     let listener = daemon_runtime::tcp_listener("control")?;
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -95,6 +127,16 @@ async fn service() -> io::Result<()> {
             }
         }
     }
+    if watchers > 0 {
+        let mut saw = 0;
+        while shutdown_watchers.join_next().await.is_some() {
+            saw += 1;
+        }
+        tracing::info!("{saw} watchers saw the shutdown");
+        tracing::info!("{} reloads taken", reloads.load(Ordering::SeqCst));
+        let late = futures_now(daemon_runtime::shutdown());
+        tracing::info!("a later shutdown() is complete at once: {late}");
+    }
     if std::env::var_os("TOKIO_SIGNALS").is_some() {
         let heard = tokio::time::timeout(std::time::Duration::from_secs(5), term_heard.recv());
         let _ = heard.await;
@@ -106,6 +148,14 @@ async fn service() -> io::Result<()> {
     log_lines(more);
     tracing::info!("bye");
     Ok(())
+}
+
+/// Whether `future` is complete at its first poll.
+fn futures_now(future: impl std::future::Future<Output = ()>) -> bool {
+    let waker = std::task::Waker::noop();
+    let mut context = std::task::Context::from_waker(waker);
+    let mut future = std::pin::pin!(future);
+    future.as_mut().poll(&mut context).is_ready()
 }
 
 /// Logs `count` numbered lines; the number of the last one.

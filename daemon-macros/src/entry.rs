@@ -121,8 +121,10 @@ fn is_tokio_main(attr: &Attribute) -> bool {
     segments == ["tokio", "main"]
 }
 
-/// If `body` is what `#[tokio::main]` writes (`let body = async { .. };` first, then a
-/// `block_on(body)`), the index of the async block among its tokens.
+/// If `body` is what `#[tokio::main]` writes (`let body = async { .. };` first, then
+/// `Builder::..().build().expect("Failed building the Runtime").block_on(body)`), the index of
+/// the async block among its tokens. (Should tokio's expansion change, the `tokio_outer`
+/// example's tests fail: its graceful stop depends on this.)
 fn tokio_async_block(body: &TokenStream) -> Option<usize> {
     let tokens: Vec<TokenTree> = body.clone().into_iter().collect();
     let word =
@@ -135,7 +137,18 @@ fn tokio_async_block(body: &TokenStream) -> Option<usize> {
     let Some(TokenTree::Group(block)) = tokens.get(at) else {
         return None;
     };
-    (block.delimiter() == Delimiter::Brace && mentions(body, "block_on")).then_some(at)
+    let tokio_wrote_it =
+        mentions(body, "block_on") && mentions_text(body, "Failed building the Runtime");
+    (block.delimiter() == Delimiter::Brace && tokio_wrote_it).then_some(at)
+}
+
+/// Whether a string literal with `text` in it appears anywhere in `tokens`.
+fn mentions_text(tokens: &TokenStream, text: &str) -> bool {
+    tokens.clone().into_iter().any(|token| match token {
+        TokenTree::Literal(literal) => literal.to_string().contains(text),
+        TokenTree::Group(group) => mentions_text(&group.stream(), text),
+        _ => false,
+    })
 }
 
 /// `body` with `first` put at the start of the block that is its token `at`.
@@ -201,7 +214,34 @@ fn check_runtime_keys(args: &validate::Args, shape: &Shape, errors: &mut Errors)
     }
 }
 
+/// `#[async_std::main]`, `#[actix_web::main]`, a bare `#[main]`: a runtime's entry attribute
+/// that is not tokio's, written in full.
+fn other_runtime_main(attr: &Attribute) -> bool {
+    let path = attr.path();
+    path.segments
+        .last()
+        .is_some_and(|last| last.ident == "main")
+}
+
 fn check_signature(function: &MainFn, shape: &Shape, errors: &mut Errors) {
+    if let Shape::Async = shape {
+        if let Some(attr) = function
+            .outer_attrs
+            .iter()
+            .find(|attr| other_runtime_main(attr))
+        {
+            let path = attr.path();
+            let written = quote!(#path).to_string().replace(' ', "");
+            errors.at(
+                attr.span(),
+                format!(
+                    "`#[daemon]` runs `async fn main` on tokio, not on `#[{written}]`'s runtime: \
+                     remove `#[{written}]` and let `#[daemon]` build the runtime (or stack \
+                     `#[tokio::main]`, written with its path)"
+                ),
+            );
+        }
+    }
     let sig = &function.sig;
     if sig.ident != "main" {
         errors.at(

@@ -1,22 +1,28 @@
 //! SPEC §5.1, feature `tokio`: the runtime `#[daemon] async fn main` builds after the fork,
 //! and the futures through which an async body sees a shutdown or a reload request.
 //!
-//! No thread and no lock is added for the futures: the signal handlers ring a self-pipe of
-//! their own (`events::WAKE_ASYNC`), and each future waits on its own duplicate of the pipe's
-//! read end through tokio's reactor (a `tokio::net::unix::pipe::Receiver`). Every registration of the pipe hears every
-//! ring, so several futures, on several tasks, each wake up. The flags stay the truth: a future
-//! looks at them after every wake-up, and is complete at once when its request is already there.
+//! No thread is added for the futures, and the signal handlers only ring a self-pipe of their
+//! own (`events::WAKE_ASYNC`). One task per runtime, the *driver*, spawned by the first future
+//! polled there, watches the pipe through tokio's reactor, empties it and wakes every waiting
+//! future (a [`Notify`], which takes locks: never in a handler). A future enables its wake-up
+//! before it looks at the flags, so a request after the look wakes it; the flags stay the
+//! truth, and a future is complete at once when its request is already there. A single reader
+//! of the pipe means that no future can empty it under another one's feet.
 
 use crate::events;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::unix::pipe;
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
 
 /// Which tokio runtime `#[daemon] async fn main` runs on (the `flavor` key), named as
 /// `#[tokio::main]` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Flavor {
     /// `"multi_thread"`: a worker thread per CPU, or [`worker_threads`](crate::Daemon::worker_threads).
     #[default]
@@ -25,42 +31,50 @@ pub enum Flavor {
     CurrentThread,
 }
 
-/// A future that completes when the daemon is asked to shut down (`SIGTERM`, or `SIGINT`,
-/// with `shutdown = "graceful"`, the default of `async fn main`); at once if it already was.
+/// A future that completes when the daemon is asked to shut down (`SIGTERM` or `SIGINT` with
+/// `shutdown = "graceful"`, the default of `async fn main`); at once if it already was.
 ///
 /// Each call returns a new, independent future; it is `Send + Sync + Unpin + 'static`, so that
 /// it goes wherever a shutdown signal is expected:
 ///
 /// ```no_run
 /// # async fn serve(listener: tokio::net::TcpListener) {
-/// tokio::select! {
-///     _ = daemon_runtime::shutdown() => { /* stop accepting, finish the work in hand */ }
-///     accepted = listener.accept() => { /* serve it */ }
+/// let mut shutdown = daemon_runtime::shutdown();
+/// loop {
+///     tokio::select! {
+///         _ = &mut shutdown => break, // stop accepting, finish the work in hand
+///         accepted = listener.accept() => { /* serve it */ }
+///     }
 /// }
 /// # }
 /// ```
 ///
-/// or `axum::serve(listener, app).with_graceful_shutdown(daemon_runtime::shutdown())`.
+/// or `axum::serve(listener, app).with_graceful_shutdown(daemon_runtime::shutdown())`. As
+/// many as wanted may wait, on any task: each one completes.
 ///
-/// It must be polled inside a tokio runtime with I/O enabled (as `#[daemon] async fn main`
-/// and `#[tokio::main]` build it). In a process that was not started by this crate, nothing
-/// asks for a shutdown and it never completes.
-pub fn shutdown() -> ShutdownRequested {
-    ShutdownRequested {
+/// It must be polled inside a tokio runtime with I/O or time enabled (as `#[daemon] async fn
+/// main` and `#[tokio::main]` build it); it panics in a thread without a tokio runtime, as
+/// tokio's own futures do. In a process that was not started by this crate, nothing asks for
+/// a shutdown and it never completes.
+pub fn shutdown() -> ShutdownFuture {
+    ShutdownFuture {
         watch: Watch::default(),
     }
 }
 
 /// A future that completes at the next reload request (`SIGHUP`; the log files were already
-/// reopened), or at once if one is pending, and takes it: several `SIGHUP`s before it is polled
-/// count as one, and one that comes after it completed waits for the next call.
+/// reopened), or at once if one is pending, and takes it: several `SIGHUP`s before it is
+/// polled count as one, and one that comes after it completed waits for the next call. It
+/// shares the pending reload with [`reload_requested`](crate::reload_requested) and
+/// [`wait`](crate::wait): whichever looks first takes it.
 ///
 /// ```no_run
 /// # async fn body() {
+/// let mut shutdown = daemon_runtime::shutdown();
 /// loop {
 ///     tokio::select! {
-///         _ = daemon_runtime::shutdown() => break,
-///         _ = daemon_runtime::reload() => { /* re-read the configuration */ }
+///         _ = &mut shutdown => break,
+///         _ = daemon_runtime::next_reload() => { /* re-read the configuration */ }
 ///     }
 /// }
 /// # }
@@ -68,8 +82,8 @@ pub fn shutdown() -> ShutdownRequested {
 ///
 /// Under systemd, `READY=1` after a reload is sent when a body that watches for reloads took
 /// it. The same runtime requirements as [`shutdown()`] apply.
-pub fn reload() -> ReloadRequested {
-    ReloadRequested {
+pub fn next_reload() -> ReloadFuture {
+    ReloadFuture {
         watch: Watch::default(),
     }
 }
@@ -77,11 +91,11 @@ pub fn reload() -> ReloadRequested {
 /// The future of [`shutdown()`].
 #[derive(Debug)]
 #[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct ShutdownRequested {
+pub struct ShutdownFuture {
     watch: Watch,
 }
 
-impl Future for ShutdownRequested {
+impl Future for ShutdownFuture {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -89,14 +103,14 @@ impl Future for ShutdownRequested {
     }
 }
 
-/// The future of [`reload()`].
+/// The future of [`next_reload()`].
 #[derive(Debug)]
 #[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct ReloadRequested {
+pub struct ReloadFuture {
     watch: Watch,
 }
 
-impl Future for ReloadRequested {
+impl Future for ReloadFuture {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -104,59 +118,90 @@ impl Future for ReloadRequested {
     }
 }
 
-/// One future's registration of the async self-pipe, made when it is first polled.
-#[derive(Debug, Default)]
+/// Woken by the driver at every ring of the pipe.
+static RUNG: Notify = Notify::const_new();
+/// Whether a driver task is alive (in some runtime).
+static DRIVING: AtomicBool = AtomicBool::new(false);
+
+/// One future's place among the waiters, boxed so that the future stays `Unpin`.
+#[derive(Default)]
 struct Watch {
-    pipe: Option<pipe::Receiver>,
+    rung: Option<Pin<Box<Notified<'static>>>>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("waiting", &self.rung.is_some())
+            .finish()
+    }
 }
 
 impl Watch {
     /// Complete once `requested()` says so; `requested` is looked at after every wake-up.
     fn poll(&mut self, cx: &mut Context<'_>, requested: fn() -> bool) -> Poll<()> {
-        if requested() {
-            return Poll::Ready(());
-        }
-        if !events::handled() {
-            return Poll::Pending; // not a daemon: nothing will ever ask
-        }
-        if self.pipe.is_none() {
-            self.pipe = Some(register());
-        }
-        let Some(pipe) = &self.pipe else {
-            return Poll::Pending;
-        };
         loop {
-            // Registered first, looked at next: a request in between rings the pipe.
+            let rung = self.rung.get_or_insert_with(|| Box::pin(RUNG.notified()));
+            // Among the waiters first, looked at next: a ring after the look wakes it.
+            rung.as_mut().enable();
             if requested() {
+                self.rung = None;
                 return Poll::Ready(());
             }
-            match pipe.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                // The runtime is shutting down: nothing will wake this future any more.
-                Poll::Ready(Err(_)) | Poll::Pending => return Poll::Pending,
+            if !events::handled() {
+                return Poll::Pending; // not a daemon: nothing will ever ask
             }
-            // Read until `WouldBlock`, which clears only the readiness seen so far: a ring
-            // after it keeps the pipe ready for the next round.
-            let mut buf = [0u8; 64];
-            while matches!(pipe.try_read(&mut buf), Ok(n) if n > 0) {}
+            drive();
+            match rung.as_mut().poll(cx) {
+                Poll::Ready(()) => self.rung = None, // rung: look again
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }
 
-/// A duplicate of the async self-pipe's read end, registered with the current runtime.
-fn register() -> pipe::Receiver {
-    const WHERE: &str = "daemon_runtime::shutdown() and reload() must be polled inside a tokio \
-                         runtime with I/O enabled (`#[daemon] async fn main`, `#[tokio::main]`, \
-                         or a runtime built with `enable_io`)";
-    if tokio::runtime::Handle::try_current().is_err() {
-        panic!("{WHERE}");
+/// Spawns the driver on the current runtime unless one is alive.
+fn drive() {
+    if DRIVING.swap(true, Ordering::SeqCst) {
+        return;
     }
-    let read_end = events::WAKE_ASYNC
-        .read_end()
-        .map(|fd| fd.try_clone_to_owned())
-        .unwrap_or_else(|| Err(std::io::Error::from(std::io::ErrorKind::OutOfMemory)))
-        .unwrap_or_else(|error| panic!("daemon_runtime: cannot make the self-pipe: {error}"));
-    pipe::Receiver::from_owned_fd(read_end).unwrap_or_else(|error| panic!("{WHERE}: {error}"))
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        DRIVING.store(false, Ordering::SeqCst);
+        panic!(
+            "daemon_runtime::shutdown() and next_reload() must be polled inside a tokio runtime"
+        );
+    };
+    runtime.spawn(async {
+        // Whatever ends the task (the runtime shutting down drops it) lets the next poll
+        // spawn a new driver.
+        struct Alive;
+        impl Drop for Alive {
+            fn drop(&mut self) {
+                DRIVING.store(false, Ordering::SeqCst);
+            }
+        }
+        let _alive = Alive;
+        // The driver's own registration of the pipe: a duplicate of its read end. Without
+        // one (no descriptor left, no I/O driver), look at the flags every 50 ms instead.
+        let pipe = events::WAKE_ASYNC
+            .read_end()
+            .and_then(|fd| fd.try_clone_to_owned().ok())
+            .and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok());
+        let mut buf = [0u8; 64];
+        loop {
+            match &pipe {
+                Some(pipe) => {
+                    if pipe.readable().await.is_err() {
+                        return;
+                    }
+                    // Read until `WouldBlock`, which clears only the readiness seen so far.
+                    while matches!(pipe.try_read(&mut buf), Ok(n) if n > 0) {}
+                }
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+            RUNG.notify_waiters();
+        }
+    });
 }
 
 /// Whether a tokio runtime is running on this thread (`Handle::try_current()` succeeds).
@@ -185,15 +230,15 @@ pub(crate) fn build_runtime(
 }
 
 /// Runs `main` to completion on `runtime`, then stops the runtime, waiting at most `grace` for
-/// its blocking tasks (dropping it would wait for them forever).
+/// its blocking tasks (dropping it would wait for them forever), also when `main` panicked.
 pub(crate) fn block_on<F: Future>(
     runtime: tokio::runtime::Runtime,
     main: F,
     grace: Duration,
 ) -> F::Output {
-    let output = runtime.block_on(main);
+    let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(main)));
     runtime.shutdown_timeout(grace);
-    output
+    output.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// What `axum::serve(..).with_graceful_shutdown(..)` and `tokio::select!` ask of the futures,
@@ -202,7 +247,7 @@ const _: () = {
     fn graceful_shutdown_signal<F: Future<Output = ()> + Send + Sync + Unpin + 'static>(_: &F) {}
     fn check() {
         graceful_shutdown_signal(&shutdown());
-        graceful_shutdown_signal(&reload());
+        graceful_shutdown_signal(&next_reload());
     }
     let _ = check;
 };

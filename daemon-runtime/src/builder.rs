@@ -290,11 +290,7 @@ impl Daemon {
     /// `NAME: why` to its stderr and exits 1. With [`Ready::Manual`], an `Err` returned by
     /// `main`, a panic, or a return before [`ready()`](crate::ready()) is reported the same way.
     pub fn run<R: MainOutput>(self, main: impl FnOnce() -> R) -> R {
-        let readiness = match self.ready {
-            Ready::Auto => Readiness::AtStart,
-            Ready::Manual => Readiness::Manual,
-        };
-        self.start_then(readiness, Shutdown::Exit, main)
+        self.start_then(Body::Plain, main)
     }
 
     /// Starts the daemon, then builds a tokio runtime ([`flavor`](Daemon::flavor),
@@ -314,14 +310,10 @@ impl Daemon {
         R: MainOutput,
         F: std::future::Future<Output = R>,
     {
-        let readiness = match self.ready {
-            Ready::Auto => Readiness::WhenRuntimeRuns,
-            Ready::Manual => Readiness::Manual,
-        };
         let (flavor, workers) = (self.flavor, self.worker_threads);
         let grace = self.stop_timeout / 2;
         let name = self.display_name();
-        self.start_then(readiness, Shutdown::Graceful, move || {
+        self.start_then(Body::Async, move || {
             let runtime =
                 crate::asynchronous::build_runtime(flavor, workers).unwrap_or_else(|message| {
                     crate::output::complain!("{name}: {message}");
@@ -338,26 +330,21 @@ impl Daemon {
     /// body. Not a public API.
     #[doc(hidden)]
     pub fn __run_tokio_main<R: MainOutput>(self, main: impl FnOnce() -> R) -> R {
-        let readiness = match self.ready {
-            Ready::Auto => Readiness::WhenRuntimeRuns,
-            Ready::Manual => Readiness::Manual,
-        };
-        self.start_then(readiness, Shutdown::Graceful, main)
+        self.start_then(Body::Async, main)
     }
 
-    /// Starts the daemon (or exits), then runs `main` in it; `readiness` says when the
-    /// launcher hears "ready", `shutdown` is the default of the `shutdown` setting.
-    fn start_then<R: MainOutput>(
-        mut self,
-        readiness: Readiness,
-        shutdown: Shutdown,
-        main: impl FnOnce() -> R,
-    ) -> R {
-        self.shutdown = Some(self.shutdown.unwrap_or(shutdown));
-        self.ready = match readiness {
-            Readiness::AtStart => Ready::Auto,
-            Readiness::Manual | Readiness::WhenRuntimeRuns => Ready::Manual,
+    /// Starts the daemon (or exits), then runs `main` in it.
+    fn start_then<R: MainOutput>(mut self, body: Body, main: impl FnOnce() -> R) -> R {
+        let ready = self.ready;
+        let shutdown = match body {
+            Body::Plain => Shutdown::Exit,
+            Body::Async => Shutdown::Graceful,
         };
+        self.shutdown = Some(self.shutdown.unwrap_or(shutdown));
+        if body == Body::Async {
+            // The launcher hears "ready" from `ready()` or `runtime_running()`.
+            self.ready = Ready::Manual;
+        }
         let name = self.display_name();
         let detach = if self.control {
             match control::dispatch(&self, &name) {
@@ -381,10 +368,10 @@ impl Daemon {
                 std::process::exit(error.exit_code());
             }
         }
-        match readiness {
-            Readiness::AtStart => return main(),
-            Readiness::Manual => {}
-            Readiness::WhenRuntimeRuns => readiness::when_runtime_runs(),
+        match (body, ready) {
+            (Body::Plain, Ready::Auto) => return main(),
+            (Body::Plain, Ready::Manual) => {}
+            (Body::Async, ready) => readiness::runtime_starting(ready == Ready::Auto),
         }
         readiness::capture_panics();
         let output = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(main)) {
@@ -478,15 +465,15 @@ impl Daemon {
     }
 }
 
-/// When the launcher hears that the daemon is ready.
+/// What `main` is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Readiness {
-    /// When `main` starts.
-    AtStart,
-    /// When `main` calls [`ready()`](crate::ready()).
-    Manual,
-    /// When the async runtime runs `main`'s body.
-    WhenRuntimeRuns,
+enum Body {
+    /// A plain function.
+    Plain,
+    /// A function that builds an async runtime and calls
+    /// [`runtime_running`](crate::__private::runtime_running) first thing in it: it shuts down
+    /// gracefully by default, and with [`Ready::Auto`] is ready when the runtime runs.
+    Async,
 }
 
 /// What `main` may return under [`Daemon::run`] and `#[daemon]`: `()` or `Result<(), E>`.

@@ -310,13 +310,14 @@ impl fmt::Display for Error {
                 f,
                 "cannot daemonize a process that has {count} threads: fork keeps only the calling \
                  thread; start the daemon first thing in main, before anything spawns a thread \
-                 (an async runtime, a thread pool, a logger)"
+                 (a thread pool, a logger; an async runtime: let the daemon build it, with \
+                 `#[daemon] async fn main` or `Daemon::run_async`)"
             ),
             Error::AsyncRuntime { found } => write!(
                 f,
                 "cannot daemonize a process in which an async runtime was already used \
                  ({found}): fork would break it; start the daemon first thing in main, and let \
-                 it build the runtime (`#[daemon] async fn main`)"
+                 it build the runtime (`#[daemon] async fn main`, or `Daemon::run_async`)"
             ),
             Error::Variable { setting, template, variable } => write!(
                 f,

@@ -56,7 +56,7 @@ mod sys;
 mod unit;
 
 #[cfg(feature = "tokio")]
-pub use crate::asynchronous::{reload, shutdown, Flavor, ReloadRequested, ShutdownRequested};
+pub use crate::asynchronous::{next_reload, shutdown, Flavor, ReloadFuture, ShutdownFuture};
 pub use crate::builder::{Daemon, Detach, MainOutput, Ready, Shutdown};
 pub use crate::control::ControlCommand;
 pub use crate::error::{Error, Exit, LockHolder, PathAction, SystemAction};
@@ -92,7 +92,7 @@ pub use crate::readiness::ready;
 /// | `core_dumps` | bool | `false` | `false` sets `RLIMIT_CORE` to 0 |
 /// | `name` | string | the binary's name | used in the launcher's messages |
 /// | `crate` | path string | `"::daemon_runtime"` | where the runtime is, for re-exporters |
-/// | `shutdown` | `"exit"`, `"graceful"` | `"exit"` | see [`Shutdown`] |
+/// | `shutdown` | `"exit"`, `"graceful"` | `"exit"`; `"graceful"` for `async fn main` | see [`Shutdown`] |
 /// | `control` | bool | `false` | the first argument is a [`ControlCommand`] |
 /// | `stop_timeout` | seconds (at least `0.001`) | `10` | `stop`: `SIGKILL` this long after `SIGTERM` |
 /// | `user`, `group` | name or number | unchanged | see [`Daemon::user`], [`Daemon::group`] |

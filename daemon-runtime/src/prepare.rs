@@ -305,9 +305,10 @@ fn check_dir(path: &Path, c_path: &CString, action: PathAction) -> Result<(), Er
 }
 
 /// What shows that an async runtime was already used in this process, if anything does: a
-/// tokio runtime entered on this thread, or an epoll instance that watches descriptors of this
-/// process (what tokio's and mio's reactors are, single-threaded ones included). An epoll
-/// descriptor merely inherited from the parent watches nothing of ours and is no sign.
+/// tokio runtime entered on this thread, or an epoll instance that this program created
+/// (what tokio's and mio's reactors are, single-threaded ones included). An epoll descriptor
+/// inherited from the parent is no sign: it cannot be close-on-exec, and reactors create
+/// theirs close-on-exec (`EPOLL_CLOEXEC`), which `/proc/self/fdinfo` shows.
 pub(crate) fn async_runtime_in_use() -> Option<String> {
     #[cfg(feature = "tokio")]
     if crate::asynchronous::runtime_entered() {
@@ -335,28 +336,23 @@ pub(crate) fn async_runtime_in_use() -> Option<String> {
         let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
             continue;
         };
-        if let Some(watched) = info.lines().find_map(watched_own_descriptor) {
+        if close_on_exec(&info) {
             return Some(format!(
-                "descriptor {fd} is an epoll instance that watches this process's descriptor \
-                 {watched}: the reactor of a runtime such as tokio's"
+                "descriptor {fd} is an epoll instance this program created: the reactor of a \
+                 runtime such as tokio's"
             ));
         }
     }
     None
 }
 
-/// From a line of an epoll descriptor's fdinfo, `tfd: N events: .. data: .. pos:0 ino:HEX
-/// sdev:HEX`: the number `N`, if this process's descriptor `N` is that very file.
-fn watched_own_descriptor(line: &str) -> Option<i32> {
-    let mut fields = line.split_whitespace();
-    if fields.next()? != "tfd:" {
-        return None;
-    }
-    let fd: i32 = fields.next()?.parse().ok()?;
-    let inode = fields.find_map(|field| field.strip_prefix("ino:"))?;
-    let inode = u64::from_str_radix(inode, 16).ok()?;
-    let open = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
-    (std::os::unix::fs::MetadataExt::ino(&open) == inode).then_some(fd)
+/// Whether a descriptor's fdinfo (`flags:\t02000002`, octal) says close-on-exec.
+fn close_on_exec(fdinfo: &str) -> bool {
+    fdinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .and_then(|flags| i32::from_str_radix(flags.trim(), 8).ok())
+        .is_some_and(|flags| flags & OFlag::O_CLOEXEC.bits() != 0)
 }
 
 /// The number of threads of this process, where the system tells.

@@ -48,12 +48,16 @@ pub fn ready() {
     }
 }
 
+/// The async runtime is being built (between the start and [`runtime_running`]).
+static RUNTIME_STARTING: AtomicBool = AtomicBool::new(false);
 /// Readiness waits for the async runtime to run the body (a `ready = "auto"` async `main`).
-static WHEN_RUNNING: AtomicBool = AtomicBool::new(false);
+static READY_WHEN_RUNNING: AtomicBool = AtomicBool::new(false);
 
-/// The launcher hears "ready" once [`runtime_running`] is called, not when `main` starts.
-pub(crate) fn when_runtime_runs() {
-    WHEN_RUNNING.store(true, Ordering::SeqCst);
+/// An async `main` builds its runtime now; with `ready_when_running`, the launcher hears
+/// "ready" once [`runtime_running`] is called.
+pub(crate) fn runtime_starting(ready_when_running: bool) {
+    READY_WHEN_RUNNING.store(ready_when_running, Ordering::SeqCst);
+    RUNTIME_STARTING.store(true, Ordering::SeqCst);
 }
 
 /// The async runtime is built and runs `main`'s body: with `ready = "auto"`, the daemon is
@@ -61,7 +65,8 @@ pub(crate) fn when_runtime_runs() {
 /// otherwise.
 #[doc(hidden)]
 pub fn runtime_running() {
-    if WHEN_RUNNING.swap(false, Ordering::SeqCst) {
+    RUNTIME_STARTING.store(false, Ordering::SeqCst);
+    if READY_WHEN_RUNNING.swap(false, Ordering::SeqCst) {
         ready();
     }
 }
@@ -115,7 +120,7 @@ pub(crate) fn capture_panics() {
             let at = info
                 .location()
                 .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()));
-            if WHEN_RUNNING.load(Ordering::SeqCst) {
+            if RUNTIME_STARTING.load(Ordering::SeqCst) {
                 // The async runtime failed to start (tokio panics when it cannot start a worker
                 // thread). Unwinding out of a half-built multi-thread runtime can wait forever
                 // for the workers that did start: report and leave now, the panic printed.

@@ -129,10 +129,7 @@ fn every_arrangement_serves_from_its_workers_and_stops_gracefully() {
 #[test]
 fn a_process_that_already_used_tokio_is_refused() {
     for (how, found) in [
-        (
-            "built",
-            "is an epoll instance that watches this process's descriptor",
-        ),
+        ("built", "is an epoll instance this program created"),
         ("entered", "tokio::runtime::Handle::try_current() succeeds"),
     ] {
         let sandbox = Sandbox::new(&format!("tokio-before-{how}"));
@@ -144,7 +141,7 @@ fn a_process_that_already_used_tokio_is_refused() {
             ) && launched.stderr.contains(found)
                 && launched.stderr.ends_with(
                     "fork would break it; start the daemon first thing in main, and let it build \
-                     the runtime (`#[daemon] async fn main`)\n"
+                     the runtime (`#[daemon] async fn main`, or `Daemon::run_async`)\n"
                 ),
             "{how}: {launched:?}"
         );
@@ -162,29 +159,84 @@ fn a_runtime_that_cannot_start_fails_the_launch() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    let sandbox = Sandbox::new("runtime-cannot-start");
-    fs::set_permissions(&sandbox.dir, fs::Permissions::from_mode(0o777)).unwrap();
-    // A user of its own, allowed 3 processes and threads: the launcher, the first child and
-    // the daemon fit; two worker threads do not, and tokio panics starting them.
-    let mut command = sandbox.command_for(sandbox.copy_example("tokio_echo"));
-    command.env("ECHO_PORT", free_port().to_string());
-    run_as(&mut command, 64_321, 64_321, Some(3));
-    let launched = launch(&mut command);
-    assert_eq!(launched.code(), Some(1), "{launched:?}");
+    // The runtime #[daemon] builds, with ready = "auto" and "manual", and the one
+    // #[tokio::main] builds under #[daemon].
+    for (example, environment, pidfile) in [
+        ("tokio_echo", &[][..], "tokio_echo.pid"),
+        (
+            "tokio_tunable",
+            &[("WORKERS", "2"), ("READY", "manual")][..],
+            "probe.pid",
+        ),
+        ("tokio_stacked", &[][..], "tokio_stacked.pid"),
+    ] {
+        let sandbox = Sandbox::new(&format!("runtime-cannot-start-{example}"));
+        fs::set_permissions(&sandbox.dir, fs::Permissions::from_mode(0o777)).unwrap();
+        // A user of its own, allowed 3 processes and threads: the launcher, the first child
+        // and the daemon fit; two worker threads do not, and tokio panics starting them.
+        let mut command = sandbox.command_for(sandbox.copy_example(example));
+        let port = free_port().to_string();
+        command.env("ECHO_PORT", &port).env("PORT", &port);
+        command.envs(environment.iter().copied());
+        run_as(&mut command, 64_321, 64_321, Some(3));
+        let launched = launch(&mut command);
+        assert_eq!(launched.code(), Some(1), "{example}: {launched:?}");
+        assert!(
+            launched
+                .stderr
+                .contains(": cannot start the tokio runtime: ")
+                && launched.stderr.contains("can't spawn worker thread"),
+            "{example}: {launched:?}"
+        );
+        assert!(
+            launched.elapsed < Duration::from_secs(10),
+            "{example}: took {:?}",
+            launched.elapsed
+        );
+        assert!(
+            sandbox.processes().is_empty(),
+            "{example}: left {:?}",
+            sandbox.processes()
+        );
+        assert!(
+            !sandbox.path(pidfile).exists(),
+            "{example}: pidfile left behind"
+        );
+    }
+}
+
+#[test]
+fn futures_on_many_tasks_each_see_the_shutdown_after_a_burst_of_reloads() {
+    let sandbox = Sandbox::new("tokio-watchers");
+    let port = free_port();
+    let mut command = sandbox.command("tokio_tunable");
+    command
+        .env("PORT", port.to_string())
+        .env("WORKERS", "2")
+        .env("WATCHERS", "8");
+    launch(&mut command).assert_started();
+    let pid = sandbox.daemon_pid();
+    log_lines(port, 1);
+    for _ in 0..30 {
+        signal(pid, libc::SIGHUP);
+    }
+    signal(pid, libc::SIGTERM);
+    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let log = fs::read_to_string(sandbox.path("stderr.log")).unwrap();
+    assert!(log.contains("8 watchers saw the shutdown"), "{log}");
     assert!(
-        launched
-            .stderr
-            .starts_with("tokio_echo.bin: cannot start the tokio runtime: "),
-        "{launched:?}"
+        log.contains("a later shutdown() is complete at once: true"),
+        "{log}"
     );
+    let taken: u32 = log
+        .split(" reloads taken")
+        .next()
+        .and_then(|before| before.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{log}"));
     assert!(
-        sandbox.processes().is_empty(),
-        "left: {:?}",
-        sandbox.processes()
-    );
-    assert!(
-        !sandbox.path("tokio_echo.pid").exists(),
-        "pidfile left behind"
+        (1..=30).contains(&taken),
+        "{taken} reloads taken of 30: {log}"
     );
 }
 
@@ -265,4 +317,37 @@ fn every_reload_reaches_the_async_body() {
     signal(pid, libc::SIGTERM);
     let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn an_epoll_leaked_by_the_parent_is_no_reason_to_refuse() {
+    let sandbox = Sandbox::new("leaked-epoll");
+    let mut command = tunable(&sandbox);
+    // A parent's whole reactor leaked across exec: an epoll instance (not close-on-exec)
+    // watching an eventfd, both inherited.
+    // SAFETY: the closure runs between fork and exec and only makes system calls.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            let epoll = libc::epoll_create1(0);
+            let event_fd = libc::eventfd(0, 0);
+            let mut event = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: 0,
+            };
+            if epoll < 0
+                || event_fd < 0
+                || libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, event_fd, &mut event) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    launch(&mut command).assert_started();
+    let pid = sandbox.daemon_pid();
+    let epolls: Vec<_> = fds(pid)
+        .into_iter()
+        .filter(|(_, target)| target.to_string_lossy().contains("eventpoll"))
+        .collect();
+    assert_eq!(epolls, [], "the inherited epoll was kept");
 }

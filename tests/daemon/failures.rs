@@ -115,7 +115,8 @@ fn a_process_with_threads_is_not_daemonized() {
         &sandbox,
         launched,
         "by-hand: cannot daemonize a process that has 2 threads: fork keeps only the calling thread; \
-         start the daemon first thing in main, before anything spawns a thread (an async runtime, \
-         a thread pool, a logger)",
+         start the daemon first thing in main, before anything spawns a thread (a thread pool, \
+         a logger; an async runtime: let the daemon build it, with `#[daemon] async fn main` or \
+         `Daemon::run_async`)",
     );
 }

@@ -56,7 +56,7 @@ fn logrotate(sandbox: &Sandbox, log: &Path, directives: &str) {
 /// The directives that move the log away, create a new one, and send SIGHUP.
 fn move_and_signal(sandbox: &Sandbox) -> String {
     format!(
-        "    create 0640 root root\n    postrotate\n        kill -HUP $(cat {})\n    endscript\n",
+        "    create 0640\n    postrotate\n        kill -HUP $(cat {})\n    endscript\n",
         sandbox.pidfile().display()
     )
 }

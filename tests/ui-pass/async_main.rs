@@ -10,7 +10,7 @@ async fn main() -> Result<(), std::num::ParseIntError> {
     }
     tokio::select! {
         _ = daemon_runtime::shutdown() => {}
-        _ = daemon_runtime::reload() => {}
+        _ = daemon_runtime::next_reload() => {}
         _ = tokio::task::yield_now() => {}
     }
     Ok(())

@@ -18,4 +18,11 @@ mod not_async {
     fn main() {}
 }
 
+mod another_runtime {
+    // `#[daemon]` builds a tokio runtime: another runtime's attribute is refused.
+    #[daemon_runtime::daemon]
+    #[async_std::main]
+    async fn main() {}
+}
+
 fn main() {}
