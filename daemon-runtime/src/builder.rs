@@ -304,6 +304,23 @@ impl Daemon {
     /// [`shutdown`](Daemon::shutdown) is [`Shutdown::Graceful`]: wait for
     /// [`shutdown()`](crate::shutdown()). When `main` is done, the runtime waits at most half
     /// of [`stop_timeout`](Daemon::stop_timeout) for its blocking tasks.
+    ///
+    /// ```no_run
+    /// fn main() -> std::io::Result<()> {
+    ///     daemon_runtime::Daemon::new()
+    ///         .pidfile("/run/mysvc.pid")
+    ///         .worker_threads(2)
+    ///         .run_async(|| async {
+    ///             // the service, until:
+    ///             daemon_runtime::shutdown().await;
+    ///             Ok(())
+    ///         })
+    /// }
+    /// ```
+    ///
+    /// `#[daemon]` stacked on `#[tokio::main]` has no builder form of its own: by hand, build
+    /// the runtime inside [`run`](Daemon::run)'s closure (the daemon is then ready before the
+    /// runtime is built), or use this method.
     #[cfg(feature = "tokio")]
     pub fn run_async<R, F>(self, main: impl FnOnce() -> F) -> R
     where

@@ -49,7 +49,9 @@ fn every_arrangement_serves_from_its_workers_and_stops_gracefully() {
         let pid = read_pid(&pidfile);
         assert!(is_locked(&pidfile), "{example}: pidfile not locked");
 
-        // Exactly the main thread and the runtime's workers, every one started in the daemon.
+        // As the launcher returns, the runtime is built (before readiness): exactly the main
+        // thread and the runtime's workers, every one started in the daemon (field 22; the
+        // count is what tells that nothing else was started).
         let tasks = tasks(pid);
         assert_eq!(tasks.len(), 1 + workers, "{example}: tasks {tasks:?}");
         let daemon_started = start_time(&format!("/proc/{pid}/stat"));
