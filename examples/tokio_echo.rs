@@ -26,12 +26,16 @@ use tokio::task::JoinSet;
     control = true
 )]
 async fn main() -> io::Result<()> {
-    // Descriptor 2 is the log file, reopened by the daemon on SIGHUP (logrotate).
+    log_to_stderr();
+    serve(daemon_runtime::tcp_listener("echo")?).await
+}
+
+/// `tracing` to descriptor 2: the log file, which the daemon reopens on SIGHUP (logrotate).
+pub fn log_to_stderr() {
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
         .with_ansi(false)
         .init();
-    serve(daemon_runtime::tcp_listener("echo")?).await
 }
 
 /// Answers each connection on its own task until a shutdown is asked; then stops listening,

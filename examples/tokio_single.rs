@@ -14,9 +14,6 @@ mod tokio_echo;
     flavor = "current_thread"
 )]
 async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    tokio_echo::log_to_stderr();
     tokio_echo::serve(daemon_runtime::tcp_listener("echo")?).await
 }

@@ -15,9 +15,6 @@ mod tokio_echo;
 )]
 #[tokio::main(worker_threads = 2)]
 async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    tokio_echo::log_to_stderr();
     tokio_echo::serve(daemon_runtime::tcp_listener("echo")?).await
 }

@@ -117,32 +117,57 @@ pub fn wait() -> Event {
 /// Like [`wait`], for at most `timeout`; `None` if nothing happened. With a zero timeout it
 /// only looks, which is what to call when [`events_fd`] is readable.
 pub fn wait_timeout(timeout: Duration) -> Option<Event> {
+    match wait_for(None, Some(timeout)) {
+        Woken::Event(event) => Some(event),
+        Woken::Readable | Woken::TimedOut => None,
+    }
+}
+
+/// What ended a wait.
+enum Woken {
+    Event(Event),
+    /// The watched descriptor is readable.
+    Readable,
+    TimedOut,
+}
+
+/// Waits for an [`Event`], for `watched` to be readable (if given), or for `timeout` (if
+/// given). A pending event comes first.
+fn wait_for(watched: Option<BorrowedFd>, timeout: Option<Duration>) -> Woken {
     OBSERVES_RELOADS.store(true, Ordering::SeqCst);
-    let deadline = Instant::now().checked_add(timeout);
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     // The pipe exists before the flags are looked at: a signal after the look wakes the poll.
     let wake = WAKE.read_end();
     loop {
         WAKE.drain();
         if shutdown_requested() {
-            return Some(Event::Shutdown);
+            return Woken::Event(Event::Shutdown);
         }
         if reload_requested() {
-            return Some(Event::Reload);
+            return Woken::Event(Event::Reload);
         }
-        let left = match deadline {
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-            None => Duration::from_secs(3600),
-        };
-        if left.is_zero() {
-            return None;
-        }
-        match wake {
-            Some(fd) => {
-                let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-                let _ = sys::wait_readable(fd, ms);
+        let mut ms = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Woken::TimedOut;
+                }
+                left.as_millis().clamp(1, i32::MAX as u128) as i32
             }
+            None => -1,
+        };
+        if wake.is_none() {
             // No pipe could be made: look at the flags every 50 ms instead.
-            None => std::thread::sleep(left.min(Duration::from_millis(50))),
+            ms = if ms < 0 { 50 } else { ms.min(50) };
+        }
+        match sys::poll_readable([watched, wake], ms) {
+            Ok([true, _]) => return Woken::Readable,
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            // The watched descriptor cannot be waited for (closed): say it is readable, so
+            // that the caller's own call on it reports the error.
+            Err(_) if watched.is_some() => return Woken::Readable,
+            Err(_) => std::thread::sleep(Duration::from_millis(ms.clamp(0, 50) as u64)),
         }
     }
 }
@@ -178,35 +203,9 @@ pub fn events_fd() -> Option<BorrowedFd<'static>> {
 ///
 /// In a process that was not started by this crate only `fd` is watched.
 pub fn wait_or_readable(fd: impl AsFd, timeout: Option<Duration>) -> Option<Event> {
-    OBSERVES_RELOADS.store(true, Ordering::SeqCst);
-    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-    let wake = if handled() { WAKE.read_end() } else { None };
-    loop {
-        WAKE.drain();
-        if shutdown_requested() {
-            return Some(Event::Shutdown);
-        }
-        if reload_requested() {
-            return Some(Event::Reload);
-        }
-        let ms = match deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return None;
-                }
-                left.as_millis().clamp(1, i32::MAX as u128) as i32
-            }
-            None => -1,
-        };
-        match sys::poll_readable([Some(fd.as_fd()), wake], ms) {
-            Ok([true, _]) => return None,
-            Ok(_) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            // Nothing can be waited for (a closed descriptor): say it is readable, so that the
-            // caller's own call on it reports the error.
-            Err(_) => return None,
-        }
+    match wait_for(Some(fd.as_fd()), timeout) {
+        Woken::Event(event) => Some(event),
+        Woken::Readable | Woken::TimedOut => None,
     }
 }
 
