@@ -140,6 +140,9 @@ impl std::fmt::Debug for Watch {
 impl Watch {
     /// Complete once `requested()` says so; `requested` is looked at after every wake-up.
     fn poll(&mut self, cx: &mut Context<'_>, requested: fn() -> bool) -> Poll<()> {
+        // The pipe exists before the flags are looked at, so that a request after the look
+        // rings it, even before the driver task first runs and registers it.
+        let _ = events::WAKE_ASYNC.read_end();
         loop {
             let rung = self.rung.get_or_insert_with(|| Box::pin(RUNG.notified()));
             // Among the waiters first, looked at next: a ring after the look wakes it.
