@@ -3,36 +3,44 @@
 //!     cargo run --example echo            # start (ECHO_PORT, default 7007)
 //!     cargo run --example echo -- status
 //!     cargo run --example echo -- reload  # reopens echo.log (after logrotate moved it)
+//!     cargo run --example echo -- upgrade # the binary now at its path takes over, see below
 //!     cargo run --example echo -- stop    # finishes open connections, then exits
 //!
-//! It is ready only once it listens: a port already in use is reported by the launcher.
+//! Each line is answered with ECHO_PREFIX (default empty) and the line; `slow TEXT` is
+//! answered after 300 ms. Its socket is a `listen` entry: the launcher binds it (a port in
+//! use is reported by the launcher), and `upgrade` hands it to the new daemon, which answers
+//! the connections from then on while this one finishes those it has. An ECHO_PREFIX of more
+//! than one line is refused before the daemon is ready (what a bad configuration looks like).
 //! With ECHO_PORT=0 it takes a free port and writes it to `${TMPDIR:-/tmp}/echo.port`.
 
 use daemon_runtime::Event;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 #[daemon_runtime::daemon(
     pidfile = "${TMPDIR:-/tmp}/echo.pid",
     stdout = "${TMPDIR:-/tmp}/echo.log",
     stderr = "${TMPDIR:-/tmp}/echo.log",
+    listen = ["echo=127.0.0.1:${ECHO_PORT:-7007}"],
     ready = "manual",
     shutdown = "graceful",
     control = true
 )]
-fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::var("ECHO_PORT")
-        .ok()
-        .and_then(|port| port.parse().ok())
-        .unwrap_or(7007);
-    let listener = TcpListener::bind(("127.0.0.1", port))?;
-    let address = listener.local_addr()?;
-    if port == 0 {
-        let dir = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
-        std::fs::write(format!("{dir}/echo.port"), address.port().to_string())?;
+fn main() -> Result<(), String> {
+    let prefix = std::env::var("ECHO_PREFIX").unwrap_or_default();
+    if prefix.contains('\n') {
+        return Err(format!("ECHO_PREFIX {prefix:?} is more than one line"));
     }
-    listener.set_nonblocking(true)?;
+    let listener = daemon_runtime::tcp_listener("echo").map_err(|e| e.to_string())?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    if std::env::var("ECHO_PORT").as_deref() == Ok("0") {
+        let dir = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        std::fs::write(format!("{dir}/echo.port"), address.port().to_string())
+            .map_err(|e| e.to_string())?;
+    }
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     println!("echo: listening on {address}");
     daemon_runtime::ready();
 
@@ -45,7 +53,8 @@ fn main() -> std::io::Result<()> {
             None => {
                 while let Ok((stream, peer)) = listener.accept() {
                     println!("echo: connection from {peer}");
-                    connections.push(std::thread::spawn(move || serve(stream)));
+                    let prefix = prefix.clone();
+                    connections.push(std::thread::spawn(move || serve(stream, &prefix)));
                 }
             }
         }
@@ -63,14 +72,21 @@ fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-fn serve(stream: TcpStream) {
+fn serve(stream: TcpStream, prefix: &str) {
     let _ = stream.set_nonblocking(false);
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
-        if writeln!(writer, "{line}").is_err() {
+        let reply = match line.strip_prefix("slow ") {
+            Some(text) => {
+                std::thread::sleep(Duration::from_millis(300));
+                text
+            }
+            None => &line,
+        };
+        if writeln!(writer, "{prefix}{reply}").is_err() {
             break;
         }
     }

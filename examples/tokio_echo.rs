@@ -4,10 +4,11 @@
 //!     cargo run --example tokio_echo -- status
 //!     cargo run --example tokio_echo -- stop      # finishes open connections, then exits
 //!
-//! Each line sent is answered with the same line, by a task of its own connection. Two more
-//! lines show what happens inside: `slow TEXT` answers `TEXT` after 600 ms (stop the daemon
-//! meanwhile: the answer still comes), and `thread` answers which thread answered it. What it
-//! does goes to `${TMPDIR:-/tmp}/tokio_echo.log`, through `tracing`.
+//! Each line sent is answered with ECHO_PREFIX (default empty) and the same line, by a task of
+//! its own connection. Two more lines show what happens inside: `slow TEXT` answers after
+//! 600 ms (stop the daemon meanwhile: the answer still comes), and `thread` answers which
+//! thread answered it. What it does goes to `${TMPDIR:-/tmp}/tokio_echo.log`, through
+//! `tracing`. `upgrade` hands its socket to the program now at its path, as for `echo`.
 //!
 //! The runtime is built after the fork, inside the daemon: the launcher exits 0 only once the
 //! runtime runs `main`, and a runtime that cannot start is reported by the launcher.
@@ -45,6 +46,7 @@ pub async fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     tracing::info!("listening on {}", listener.local_addr()?);
+    let prefix = std::sync::Arc::<str>::from(std::env::var("ECHO_PREFIX").unwrap_or_default());
     let mut connections = JoinSet::new();
     // One future for the whole loop (it is `Unpin`): `&mut shutdown` in every round.
     let mut shutdown = daemon_runtime::shutdown();
@@ -55,7 +57,7 @@ pub async fn serve(listener: std::net::TcpListener) -> io::Result<()> {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::info!(%peer, "connection");
-                    connections.spawn(answer(stream));
+                    connections.spawn(answer(stream, prefix.clone()));
                 }
                 // Out of descriptors, say: the listener itself is fine, try again shortly.
                 Err(error) => {
@@ -76,7 +78,7 @@ pub async fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     Ok(())
 }
 
-async fn answer(stream: TcpStream) -> io::Result<()> {
+async fn answer(stream: TcpStream, prefix: std::sync::Arc<str>) -> io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(reader).lines();
     let mut shutdown = daemon_runtime::shutdown();
@@ -91,14 +93,14 @@ async fn answer(stream: TcpStream) -> io::Result<()> {
         };
         let reply = if let Some(text) = line.strip_prefix("slow ") {
             tokio::time::sleep(Duration::from_millis(600)).await;
-            text.to_owned()
+            format!("{prefix}{text}")
         } else if line == "thread" {
             // `PID/task/TID`: the thread that runs this task now.
             std::fs::read_link("/proc/thread-self")?
                 .display()
                 .to_string()
         } else {
-            line
+            format!("{prefix}{line}")
         };
         writer.write_all(format!("{reply}\n").as_bytes()).await?;
     }

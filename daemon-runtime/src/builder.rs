@@ -363,17 +363,28 @@ impl Daemon {
             self.ready = Ready::Manual;
         }
         let name = self.display_name();
+        let mut upgrade = None;
         let detach = if self.control {
             match control::dispatch(&self, &name) {
                 control::Next::Exit(code) => std::process::exit(code),
                 control::Next::Start => Start::Announce,
                 control::Next::Foreground => Start::Run,
+                control::Next::Upgrade(taken) => {
+                    upgrade = Some(*taken);
+                    Start::Upgrade
+                }
             }
         } else {
             Start::Quiet
         };
-        match launcher::launch(&self, detach) {
+        let old = upgrade.as_ref().map(|upgrade| upgrade.switch.old);
+        match launcher::launch(&self, detach, upgrade) {
             Ok(()) => {}
+            Err(error) if old.is_some() => {
+                let old = old.unwrap_or_default();
+                crate::output::complain!("{name}: {}", crate::upgrade::not_upgraded(old, &error));
+                std::process::exit(1);
+            }
             Err(error @ Error::AlreadyRunning { .. }) if detach == Start::Announce => {
                 // LSB: `start` on a running service succeeds.
                 crate::output::say!("{name}: {error}");
@@ -464,7 +475,7 @@ impl Daemon {
     /// changed: the caller is expected to print the error and exit with
     /// [`Error::exit_code`].
     pub fn start(self) -> Result<(), Error> {
-        launcher::launch(&self, Start::Quiet)
+        launcher::launch(&self, Start::Quiet, None)
     }
 
     pub(crate) fn display_name(&self) -> String {

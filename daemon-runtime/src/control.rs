@@ -33,6 +33,11 @@ pub enum ControlCommand {
     /// Print a systemd service unit for the service (`unit`), or the socket unit of a
     /// `listen` entry (`unit socket [NAME]`).
     Unit,
+    /// Replace the running daemon with the program now at its path, on the same `listen`
+    /// sockets, without refusing a connection (SPEC §10). Exit 0 once the new daemon is ready
+    /// and the old one gone; 1 if the new one failed (the old one keeps running, untouched);
+    /// 7 not running.
+    Upgrade,
 }
 
 /// LSB exit codes (Linux Standard Base, init script actions).
@@ -51,7 +56,7 @@ mod lsb {
     }
 }
 
-const COMMANDS: &str = "start|stop|restart|status|reload|run|unit [socket [NAME]]";
+const COMMANDS: &str = "start|stop|restart|status|reload|upgrade|run|unit [socket [NAME]]";
 
 impl ControlCommand {
     /// Reads the command from the first argument: `None` is [`ControlCommand::Start`].
@@ -71,6 +76,7 @@ impl ControlCommand {
             Some("reload") => Ok(ControlCommand::Reload),
             Some("run") => Ok(ControlCommand::Run),
             Some("unit") => Ok(ControlCommand::Unit),
+            Some("upgrade") => Ok(ControlCommand::Upgrade),
             _ => Err(argument.to_string_lossy().into_owned()),
         }
     }
@@ -81,6 +87,7 @@ pub(crate) enum Next {
     Exit(i32),
     Start,
     Foreground,
+    Upgrade(Box<crate::upgrade::Upgrade>),
 }
 
 pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
@@ -111,6 +118,13 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
         ControlCommand::Start => Next::Start,
         ControlCommand::Unit => Next::Exit(unit(daemon, name)),
         ControlCommand::Run => Next::Foreground,
+        ControlCommand::Upgrade => match crate::upgrade::begin(&pidfile, &daemon.listen, name) {
+            Ok(upgrade) => Next::Upgrade(Box::new(upgrade)),
+            Err(refused) => {
+                complain!("{name}: cannot upgrade: {}", refused.why);
+                Next::Exit(refused.code)
+            }
+        },
         ControlCommand::Status => Next::Exit(status(name, &pidfile)),
         ControlCommand::Reload => Next::Exit(reload(name, &pidfile)),
         ControlCommand::Stop => Next::Exit(stop(name, &pidfile, daemon.stop_timeout)),
@@ -306,8 +320,8 @@ fn wait_unlocked(pidfile: &Path, timeout: Duration) -> bool {
 
 /// The daemon's process, watched through a pidfd where the kernel gives them (Linux 5.3),
 /// else through its pidfile's lock, which its exit releases.
-struct Process<'a> {
-    pid: sys::pid_t,
+pub(crate) struct Process<'a> {
+    pub(crate) pid: sys::pid_t,
     pidfd: Option<OwnedFd>,
     pidfile: &'a Path,
 }
@@ -340,6 +354,22 @@ fn held(pidfile: &Path, pid: Option<u32>, holders: &[LockHolder]) -> String {
 }
 
 impl<'a> Process<'a> {
+    /// Like [`Process::find`], with the reason there is no process to act on in words.
+    pub(crate) fn find_running(pidfile: &'a Path) -> Result<Option<Process<'a>>, String> {
+        Process::find(pidfile).map_err(|missing| match missing {
+            Missing::Pid => format!("its pidfile {} holds no pid", pidfile.display()),
+            Missing::Pidfile(error) => {
+                format!("pidfile {}: {}", pidfile.display(), describe(&error))
+            }
+            Missing::Held { pid, holders } => held(pidfile, pid, &holders),
+        })
+    }
+
+    /// Its pidfd, if the kernel gave one.
+    pub(crate) fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
     /// The daemon that holds the pidfile's lock; `Ok(None)` when it is not running.
     ///
     /// The pid is read from the locked pidfile, a pidfd is opened on it, and the pidfile is
@@ -393,15 +423,20 @@ impl<'a> Process<'a> {
             // a moment before it is a zombie.
             return wait_unlocked(self.pidfile, timeout);
         };
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = left.as_millis().min(i32::MAX as u128) as i32;
-            match sys::wait_readable(pidfd.as_fd(), ms) {
-                Ok(gone) => return gone,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return false,
-            }
+        wait_exit(pidfd.as_fd(), timeout)
+    }
+}
+
+/// Waits until the process of `pidfd` has exited, at most `timeout`.
+pub(crate) fn wait_exit(pidfd: std::os::fd::BorrowedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        match sys::wait_readable(pidfd, ms) {
+            Ok(gone) => return gone,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::signals;
 use crate::supervisor;
 use crate::sys::Signal;
 use crate::sys::{self, Exit, Forked};
+use crate::upgrade::{Switch, Upgrade};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -44,6 +45,8 @@ pub(crate) enum Start {
     Announce,
     /// The `run` command: the foreground.
     Run,
+    /// The `upgrade` command: a new daemon on the running one's sockets and pidfile.
+    Upgrade,
 }
 
 /// Whether this start forks, decided from the `detach` setting and the environment.
@@ -58,7 +61,7 @@ enum Mode {
 /// Runs the start-up sequence. Returns `Ok(())` only in the daemon (or, in the foreground,
 /// in this process), set up; the launcher exits 0 as soon as the daemon is ready, and returns
 /// an error only once nothing of the start is left.
-pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
+pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) -> Result<(), Error> {
     if let Some(count) = prepare::thread_count().filter(|&count| count > 1) {
         return Err(Error::Threads { count });
     }
@@ -93,8 +96,21 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     let names: Vec<String> = entries.iter().map(|entry| entry.name.clone()).collect();
     // Before the sweep, which keeps the activated descriptors, and before this process opens
     // anything that could take one of their numbers.
-    let activation =
+    let mut activation =
         listen::take_activation(&names, pid_1).map_err(|message| Error::Activation { message })?;
+    // An upgrade: the running daemon's sockets and pidfile instead of new ones.
+    let (adopted, switch) = match upgrade {
+        Some(upgrade) => {
+            let mut keep_too = upgrade.numbers();
+            keep_too.push(upgrade.pidfile.fd_number());
+            activation = listen::Activation {
+                ours: false,
+                sockets: upgrade.sockets,
+            };
+            (Some((upgrade.pidfile, keep_too)), Some(upgrade.switch))
+        }
+        None => (None, None),
+    };
     // Early, so that every later failure reaches the supervisor (STATUS=, ERRNO=); before
     // any chroot or privilege drop; kept by the sweep.
     notify::take_environment(pid_1).map_err(|source| Error::System {
@@ -110,7 +126,13 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
         .copied()
         .chain(activation.numbers())
         .chain(notify::socket_fd())
+        .chain(
+            adopted
+                .iter()
+                .flat_map(|(_, numbers)| numbers.iter().copied()),
+        )
         .collect();
+    let adopted = adopted.map(|(pidfile, _)| pidfile);
     fds::close_inherited(&keep).map_err(descriptors)?;
     let foreground_wanted = supervisor::foreground_wanted(supervisor::Signs {
         pid_1,
@@ -119,6 +141,7 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
         notified: notify::has_socket(),
     });
     let mode = match (daemon.detach, start) {
+        (_, Start::Upgrade) => Mode::Fork,
         _ if pid_1 => Mode::Foreground,
         (Detach::Never, _) | (_, Start::Run) => Mode::Foreground,
         (Detach::Auto, _) if foreground_wanted => Mode::Foreground,
@@ -131,8 +154,14 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     signals::reset_for_launch().map_err(signals)?;
     child::register_exit_and_fork_handlers()?;
     if mode == Mode::Foreground {
-        let (mut plan, pidfile) =
-            prepare::prepare(daemon, credentials, &entries, activation, stdin_listener)?;
+        let (mut plan, pidfile) = prepare::prepare(
+            daemon,
+            credentials,
+            &entries,
+            activation,
+            stdin_listener,
+            None,
+        )?;
         plan.inetd = inetd;
         child::set_up(&mut plan, pidfile, true).map_err(|(step, error)| {
             pidfile::remove_at_exit();
@@ -146,8 +175,15 @@ pub(crate) fn launch(daemon: &Daemon, start: Start) -> Result<(), Error> {
     }
     // A Ctrl-C from here on cancels the start and leaves nothing behind.
     let saved = catch_cancel().map_err(signals)?;
-    let result = prepare::prepare(daemon, credentials, &entries, activation, stdin_listener)
-        .and_then(|(plan, pidfile)| fork_and_wait(daemon, plan, pidfile, start));
+    let result = prepare::prepare(
+        daemon,
+        credentials,
+        &entries,
+        activation,
+        stdin_listener,
+        adopted,
+    )
+    .and_then(|(plan, pidfile)| fork_and_wait(daemon, plan, pidfile, start, switch));
     // The daemon comes back here with `Ok`, the launcher only with a failed start.
     if result.is_err() {
         restore_after_failure(&saved);
@@ -164,6 +200,7 @@ fn fork_and_wait(
     mut plan: Plan,
     pidfile: Option<Pidfile>,
     start: Start,
+    switch: Option<Switch>,
 ) -> Result<(), Error> {
     if let Some(signal) = cancelled() {
         plan.abandon(pidfile);
@@ -203,6 +240,9 @@ fn fork_and_wait(
         Ok(Forked::Child) => {
             drop(read_end);
             release_cancel();
+            if let Some(switch) = switch {
+                switch.close_in_child();
+            }
             child::become_daemon(&mut plan, pidfile, Notifier::new(write_end));
             Ok(())
         }
@@ -215,6 +255,9 @@ fn fork_and_wait(
             plan.close();
             match result {
                 Ok(pid) => {
+                    if let Some(switch) = switch {
+                        switch.finish(pid, daemon.stop_timeout, &daemon.display_name());
+                    }
                     // Under a supervisor, the launcher is the process it started: it names
                     // the daemon as the service's main process.
                     notify::ready_as(pid);
@@ -223,7 +266,12 @@ fn fork_and_wait(
                     }
                     std::process::exit(0)
                 }
-                Err(error) => Err(error),
+                Err(error) => {
+                    if let Some(switch) = switch {
+                        switch.release();
+                    }
+                    Err(error)
+                }
             }
         }
     }
@@ -246,9 +294,24 @@ fn await_readiness(
         match watch.next(deadline) {
             Outcome::Message(Message::Pid(_)) => {}
             Outcome::Message(Message::Ready) => {
-                // The daemon's own descriptor keeps the lock.
-                drop(pidfile);
-                return Ok(watch.pid().unwrap_or(0));
+                let pid = watch.pid().unwrap_or(0);
+                // An upgrade: the pidfile names the new daemon from now on.
+                let named = match &pidfile {
+                    Some(pidfile) if pidfile.adopted() => pidfile.write_pid(pid),
+                    _ => Ok(()),
+                };
+                match named {
+                    // The daemon's own descriptor keeps the lock.
+                    Ok(()) => return Ok(pid),
+                    Err(source) => {
+                        let error = Error::Path {
+                            action: crate::error::PathAction::WritePidfile,
+                            path: plan.pidfile.clone().unwrap_or_default(),
+                            source,
+                        };
+                        break (error, true);
+                    }
+                }
             }
             Outcome::Message(Message::StepFailed { step, errno }) => {
                 break (step.error(errno, plan), false)
@@ -292,7 +355,8 @@ fn await_readiness(
     };
     watch.end_all(ask);
     listen::discard();
-    if let Some(pidfile) = pidfile {
+    // An upgrade's pidfile is the running daemon's, and stays.
+    if let Some(pidfile) = pidfile.filter(|pidfile| !pidfile.adopted()) {
         let (path, id) = (pidfile.path().to_owned(), pidfile.id());
         drop(pidfile); // our own copy holds the lock too
         pidfile::remove_if_unlocked(&path, Some(id), GONE_WAIT);

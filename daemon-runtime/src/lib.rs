@@ -54,6 +54,7 @@ mod signals;
 mod supervisor;
 mod sys;
 mod unit;
+mod upgrade;
 
 #[cfg(feature = "tokio")]
 pub use crate::asynchronous::{next_reload, shutdown, Flavor, ReloadFuture, ShutdownFuture};

@@ -13,7 +13,7 @@ use crate::paths::{self, Cwd};
 use crate::sys;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -203,6 +203,65 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// Whether `fd` is a listening socket at this entry's address (`upgrade` looks for it
+    /// among the running daemon's descriptors). A TCP entry with port 0 matches any port.
+    pub(crate) fn is_listening_at(&self, fd: BorrowedFd) -> bool {
+        use nix::sys::socket::{getsockopt, sockopt};
+        if !getsockopt(&fd, sockopt::AcceptConn).unwrap_or(false) {
+            return false;
+        }
+        // Asked through a duplicate, as std's listener types, which say their address.
+        let Ok(copy) = fd.try_clone_to_owned() else {
+            return false;
+        };
+        match &self.address {
+            Address::Tcp(address) => {
+                let Ok(address) = paths::expand_only("listen", Path::new(address)) else {
+                    return false;
+                };
+                let Ok(bound) = TcpListener::from(copy).local_addr() else {
+                    return false; // not a TCP socket
+                };
+                let wanted = address.to_string_lossy().to_socket_addrs();
+                wanted.is_ok_and(|mut wanted| {
+                    wanted.any(|want| {
+                        want.ip() == bound.ip() && (want.port() == 0 || want.port() == bound.port())
+                    })
+                })
+            }
+            Address::Unix(template) => {
+                let Ok(path) = paths::resolve("listen", template, &mut Cwd::default()) else {
+                    return false;
+                };
+                UnixListener::from(copy)
+                    .local_addr()
+                    .is_ok_and(|bound| bound.as_pathname() == Some(path.as_path()))
+            }
+        }
+    }
+
+    /// The entry as written.
+    pub(crate) fn written(&self) -> &str {
+        &self.written
+    }
+
+    /// The entry as written, and the address it expands to when it uses variables, for
+    /// messages: `echo=127.0.0.1:${PORT} (127.0.0.1:7007)`.
+    fn shown(&self) -> String {
+        let template = match &self.address {
+            Address::Tcp(template) => Path::new(template),
+            Address::Unix(template) => template.as_path(),
+        };
+        match paths::expand_only("listen", template) {
+            Ok(expanded) if expanded != template => {
+                format!("{} ({})", self.written, expanded.display())
+            }
+            _ => self.written.clone(),
+        }
+    }
+}
+
 /// A socket file at `path` that nobody listens on (a connection is refused) is a leftover of
 /// a daemon that was killed: it is removed. Anything else there stays, and the bind fails.
 fn remove_stale_socket(path: &Path) -> io::Result<()> {
@@ -264,7 +323,7 @@ pub(crate) fn prepare(
                 for path in created {
                     let _ = std::fs::remove_file(path);
                 }
-                return Err((entry.written.clone(), error));
+                return Err((entry.shown(), error));
             }
         }
     }

@@ -12,7 +12,7 @@ use crate::sys::{self, FileId};
 use nix::fcntl::OFlag;
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::OnceLock;
@@ -28,6 +28,9 @@ pub(crate) struct Pidfile {
     path: PathBuf,
     c_path: CString,
     id: FileId,
+    /// Taken over from the running daemon by `upgrade` (its open file description, which
+    /// holds the lock): the launcher writes the new pid once the new daemon is ready.
+    adopted: bool,
 }
 
 /// The daemon's pidfile, for the removal at exit and in the SIGTERM handler.
@@ -110,6 +113,7 @@ impl Pidfile {
                 path: path.clone(),
                 c_path: c_path.clone(),
                 id,
+                adopted: false,
             };
             if !matches!(sys::lstat(&c_path), Ok(now) if now.same_file(id)) {
                 continue; // dropping `pidfile` closes it
@@ -133,8 +137,43 @@ impl Pidfile {
         Err(failed(PathAction::LockPidfile, error))
     }
 
+    /// The pidfile of a running daemon, from a descriptor of its own (`upgrade`: the same
+    /// open file description, so the lock it holds). It must be the file at `path`.
+    pub(crate) fn adopt(fd: OwnedFd, path: PathBuf) -> io::Result<Pidfile> {
+        let c_path = paths::c_string(&path)?;
+        let id = sys::fstat(fd.as_fd())?;
+        if !matches!(sys::lstat(&c_path), Ok(now) if now.same_file(id)) {
+            return Err(io::Error::other(
+                "the daemon's pidfile is not the file at that path any more",
+            ));
+        }
+        Ok(Pidfile {
+            fd,
+            path,
+            c_path,
+            id,
+            adopted: true,
+        })
+    }
+
+    /// Its descriptor's number, for the sweep of inherited descriptors to keep.
+    pub(crate) fn fd_number(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Whether it was taken over from the running daemon ([`Pidfile::adopt`]).
+    pub(crate) fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// The descriptor, and what [`Pidfile::remove`] needs, for a lock that only the
+    /// launcher may keep (the child closes the descriptor).
+    pub(crate) fn into_fd(self) -> (OwnedFd, PathBuf, FileId) {
+        (self.fd, self.path, self.id)
+    }
+
     /// Writes `PID\n`. Allocates nothing: it runs in the daemon before set-up is over.
-    fn write_pid(&self, pid: sys::pid_t) -> io::Result<()> {
+    pub(crate) fn write_pid(&self, pid: sys::pid_t) -> io::Result<()> {
         let mut buf = [0u8; 24];
         let len = format_pid(pid, &mut buf);
         sys::pwrite_start(self.fd.as_fd(), &buf[..len])?;
@@ -213,9 +252,22 @@ pub(crate) extern "C" fn remove_at_exit() {
         return;
     }
     if let Some(pidfile) = DAEMON_PIDFILE.get() {
-        if !REMOVED.swap(true, Ordering::SeqCst) {
+        // A pidfile that names another process is not ours to remove: after an upgrade it
+        // names the successor, which shares its lock; before one succeeded, its predecessor.
+        if names_nobody_else(pidfile.fd.as_fd(), owner) && !REMOVED.swap(true, Ordering::SeqCst) {
             pidfile.remove();
         }
+    }
+}
+
+/// Whether the pidfile holds `owner`'s pid, or nothing (the daemon failed before writing
+/// it). Allocates nothing.
+fn names_nobody_else(fd: BorrowedFd, owner: sys::pid_t) -> bool {
+    let mut buf = [0u8; 24];
+    match sys::pread_start(fd, &mut buf) {
+        Ok(0) => true,
+        Ok(len) => parse_pid(&buf[..len]) == Some(owner as u32),
+        Err(_) => true,
     }
 }
 
@@ -233,11 +285,29 @@ fn lock_contended(fd: BorrowedFd) -> io::Result<bool> {
     }
 }
 
-/// Writes the daemon's pid into its pidfile, if it has one.
+/// Writes the daemon's pid into its pidfile, if it has one (after an upgrade, the launcher
+/// writes it once the daemon is ready).
 pub(crate) fn write_daemon_pid(pid: sys::pid_t) -> io::Result<()> {
-    DAEMON_PIDFILE
-        .get()
-        .map_or(Ok(()), |pidfile| pidfile.write_pid(pid))
+    match DAEMON_PIDFILE.get() {
+        Some(pidfile) if !pidfile.adopted => pidfile.write_pid(pid),
+        _ => Ok(()),
+    }
+}
+
+/// The number of a descriptor of process `pid` that holds the lock on the file `id` (from
+/// `/proc/PID/fdinfo`), if one does.
+pub(crate) fn locking_descriptor(pid: u32, id: FileId) -> Option<RawFd> {
+    let needle = lock_needle(id);
+    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .ok()?
+        .flatten()
+        .find(|entry| {
+            std::fs::read_to_string(entry.path()).is_ok_and(|info| {
+                info.lines()
+                    .any(|line| line.starts_with("lock:") && line.contains(&needle))
+            })
+        })
+        .and_then(|entry| entry.file_name().to_str()?.parse().ok())
 }
 
 /// What a pidfile says about the service, by its lock (SPEC §8 `status`).

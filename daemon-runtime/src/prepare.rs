@@ -64,13 +64,16 @@ pub(crate) fn prepare(
     entries: &[listen::Entry],
     activation: listen::Activation,
     stdin_listener: bool,
+    adopted: Option<Pidfile>,
 ) -> Result<(Plan, Option<Pidfile>), Error> {
     let mut plan = Plan::new(daemon, credentials)?;
     // The pidfile before the sockets and the log files: a launcher that loses to a running
-    // instance must not take its port, nor create (and then remove) a log file it uses.
-    let pidfile = match &plan.pidfile {
-        Some(path) => Some(Pidfile::lock(path.clone())?),
-        None => None,
+    // instance must not take its port, nor create (and then remove) a log file it uses. An
+    // upgrade has the running daemon's, locked.
+    let pidfile = match (adopted, &plan.pidfile) {
+        (Some(adopted), _) => Some(adopted),
+        (None, Some(path)) => Some(Pidfile::lock(path.clone())?),
+        (None, None) => None,
     };
     if let Err((entry, source)) = listen::prepare(entries, activation, stdin_listener) {
         plan.abandon(pidfile);
@@ -263,7 +266,8 @@ impl Plan {
     /// Gives up in the launcher after a failure before the fork: removes the pidfile this
     /// start locked and the log files it created, and closes everything.
     pub(crate) fn abandon(mut self, pidfile: Option<Pidfile>) {
-        if let Some(pidfile) = pidfile {
+        // An upgrade's pidfile is the running daemon's, and stays.
+        if let Some(pidfile) = pidfile.filter(|pidfile| !pidfile.adopted()) {
             pidfile.remove();
         }
         listen::discard();

@@ -9,7 +9,7 @@
 //! except [`read_link_at`], which the launcher alone uses.
 //!
 //! libc is called directly, each time in an `unsafe` block with its `// SAFETY:`, only for
-//! what nix lacks: close_range(2), pidfd_open(2), pidfd_send_signal(2), `_exit`, atexit(3),
+//! what nix lacks: close_range(2), pidfd_open(2), pidfd_getfd(2), pidfd_send_signal(2), `_exit`, atexit(3),
 //! pthread_atfork(3), capget(2), getgroups(2) into a buffer prepared before the fork (nix's
 //! allocates), flock(2) without nix's unlock-on-drop (see [`try_lock`]), `rt_sigaction` for the
 //! signals nix's `Signal` cannot name, and closing descriptors the runtime does not own.
@@ -572,6 +572,28 @@ pub(crate) fn pidfd_open(target: pid_t) -> io::Result<OwnedFd> {
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn pidfd_open(_target: pid_t) -> io::Result<OwnedFd> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// pidfd_getfd(2) (Linux 5.6): a duplicate, close-on-exec, of the process's descriptor
+/// `target`: the same open file description. Needs the right to ptrace the process.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn pidfd_getfd(pidfd: BorrowedFd, target: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only, `pidfd` borrowed and so open; on success the kernel
+    // returns a new descriptor that nothing else owns, which the `OwnedFd` takes.
+    unsafe {
+        let fd = cvt(libc::syscall(
+            libc::SYS_pidfd_getfd,
+            pidfd.as_raw_fd(),
+            target,
+            0,
+        ))?;
+        Ok(OwnedFd::from_raw_fd(fd as RawFd))
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn pidfd_getfd(_pidfd: BorrowedFd, _target: RawFd) -> io::Result<OwnedFd> {
     Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 

@@ -141,7 +141,7 @@ fn every_control_command_in_every_state() {
     assert_eq!(unknown.code(), Some(2));
     assert_eq!(
         unknown.stderr,
-        "lifecycle: unknown command `frobnicate`\nusage: lifecycle [start|stop|restart|status|reload|run|unit [socket [NAME]]]\n"
+        "lifecycle: unknown command `frobnicate`\nusage: lifecycle [start|stop|restart|status|reload|upgrade|run|unit [socket [NAME]]]\n"
     );
     let unit = control(&sandbox, "unit");
     assert_eq!(unit.code(), Some(0), "{unit:?}");
@@ -300,9 +300,11 @@ fn a_port_in_use_is_reported_by_the_launcher() {
     let port = taken.local_addr().unwrap().port().to_string();
     let started = launch(sandbox.command("echo").env("ECHO_PORT", &port));
     assert_eq!(started.code(), Some(1), "{started:?}");
-    assert!(
-        started.stderr.starts_with(
-            "echo: main returned an error before it was ready: Os { code: 98, kind: AddrInUse"
+    assert_eq!(
+        started.stderr,
+        format!(
+            "echo: cannot listen on echo=127.0.0.1:${{ECHO_PORT:-7007}} (127.0.0.1:{port}): \
+             Address already in use\n"
         ),
         "{started:?}"
     );

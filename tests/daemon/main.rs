@@ -18,3 +18,4 @@ mod stress;
 mod supervisors;
 mod support;
 mod systemd;
+mod upgrade;

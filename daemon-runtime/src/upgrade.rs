@@ -1,0 +1,342 @@
+//! SPEC §10: the `upgrade` command, which replaces the running daemon with the program now at
+//! its path, on the same listening sockets, with the pidfile's lock passed on without a gap.
+//!
+//! The mechanism: `upgrade` is run from the new binary (the one now installed). It takes the
+//! running daemon's pidfile descriptor and its listening sockets with pidfd_getfd(2): the same
+//! open file descriptions, so the lock that the daemon holds and the sockets' queues. Then it
+//! is a launcher like any other, with those instead of a new lock and new binds: the new
+//! daemon goes through the whole start-up sequence, and the launcher waits for its readiness.
+//! Once it is ready, the launcher writes its pid into the pidfile, sends the old daemon
+//! `SIGTERM` (its graceful shutdown: it stops accepting and finishes what it has) and waits
+//! for it to be gone (`SIGKILL` after `stop_timeout`). The old daemon sees that the pidfile
+//! names another process, and leaves it. If the new daemon fails before it is ready, the
+//! pidfile never named it: the old one was not touched.
+//!
+//! Limits: Linux 5.6 (pidfd_getfd), and the right to ptrace the daemon (root, or its own user
+//! where the kernel allows that). Under systemd the unit's main process is systemd's to
+//! replace: there, socket activation and `systemctl restart` do the job.
+
+use crate::control::Process;
+use crate::listen::Entry;
+use crate::output::{complain, say};
+use crate::pidfile::{self, Pidfile};
+use crate::sys::{self, FileId, Signal};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What `upgrade` took from the running daemon, for the launcher.
+#[derive(Debug)]
+pub(crate) struct Upgrade {
+    /// The daemon's pidfile: its open file description, locked.
+    pub(crate) pidfile: Pidfile,
+    /// Its listening sockets, by `listen` name.
+    pub(crate) sockets: Vec<(String, OwnedFd)>,
+    /// What the launcher needs once the new daemon is ready.
+    pub(crate) switch: Switch,
+}
+
+/// The old daemon and the upgrade's own lock: the launcher's only (the new daemon closes its
+/// copies of the descriptors).
+#[derive(Debug)]
+pub(crate) struct Switch {
+    pub(crate) old: sys::pid_t,
+    old_pidfd: OwnedFd,
+    lock: OwnedFd,
+    lock_path: PathBuf,
+    lock_id: FileId,
+}
+
+/// How `upgrade` could not begin: the exit status, and why (nothing was changed).
+pub(crate) struct Refused {
+    pub(crate) code: i32,
+    pub(crate) why: String,
+}
+
+fn refused(code: i32, why: impl Into<String>) -> Refused {
+    Refused {
+        code,
+        why: why.into(),
+    }
+}
+
+impl Upgrade {
+    /// The descriptors, for the sweep of inherited ones to keep.
+    pub(crate) fn numbers(&self) -> Vec<RawFd> {
+        let mut numbers: Vec<RawFd> = self.sockets.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+        numbers.extend([
+            self.switch.old_pidfd.as_raw_fd(),
+            self.switch.lock.as_raw_fd(),
+        ]);
+        numbers
+    }
+}
+
+/// The exit status of a failure to begin, LSB's.
+pub(crate) mod code {
+    pub(crate) const FAILURE: i32 = 1;
+    pub(crate) const NO_PRIVILEGE: i32 = 4;
+    pub(crate) const NOT_RUNNING: i32 = 7;
+}
+
+/// Finds the running daemon of `pidfile_path` and takes what the new one needs. Nothing is
+/// changed for the running daemon: only descriptors are duplicated.
+pub(crate) fn begin(
+    pidfile_path: &Path,
+    entries: &[String],
+    name: &str,
+) -> Result<Upgrade, Refused> {
+    let entries: Vec<Entry> = entries
+        .iter()
+        .map(|entry| Entry::parse(entry).map_err(|why| refused(code::FAILURE, why)))
+        .collect::<Result<_, _>>()?;
+    // One upgrade at a time: a lock of its own, next to the pidfile.
+    let lock_path = PathBuf::from(format!("{}.upgrade", pidfile_path.display()));
+    let lock = match Pidfile::lock(lock_path.clone()) {
+        Ok(lock) => lock,
+        Err(crate::Error::AlreadyRunning { pid, .. }) => {
+            let by = pid.map_or(String::new(), |pid| format!(" (pid {pid})"));
+            return Err(refused(
+                code::FAILURE,
+                format!("another upgrade is under way{by}"),
+            ));
+        }
+        Err(error) => return Err(refused(code::FAILURE, error.to_string())),
+    };
+    let _ = lock.write_pid(sys::getpid());
+    let release = |lock: Pidfile| lock.remove();
+    let process = match Process::find_running(pidfile_path) {
+        Ok(Some(process)) => process,
+        Ok(None) => {
+            release(lock);
+            return Err(refused(
+                code::NOT_RUNNING,
+                "not running: nothing to upgrade",
+            ));
+        }
+        Err(why) => {
+            release(lock);
+            return Err(refused(code::FAILURE, why));
+        }
+    };
+    match take(&process, pidfile_path, &entries, name) {
+        Ok((pidfile, sockets, old_pidfd)) => {
+            let (lock, lock_path, lock_id) = lock.into_fd();
+            Ok(Upgrade {
+                pidfile,
+                sockets,
+                switch: Switch {
+                    old: process.pid,
+                    old_pidfd,
+                    lock,
+                    lock_path,
+                    lock_id,
+                },
+            })
+        }
+        Err(refusal) => {
+            release(lock);
+            Err(refusal)
+        }
+    }
+}
+
+/// The running daemon's pidfile and sockets, after the checks that it is this service,
+/// started where it can be upgraded.
+#[allow(clippy::type_complexity)]
+fn take(
+    process: &Process,
+    pidfile_path: &Path,
+    entries: &[Entry],
+    name: &str,
+) -> Result<(Pidfile, Vec<(String, OwnedFd)>, OwnedFd), Refused> {
+    let pid = process.pid;
+    if let Ok(environment) = std::fs::read(format!("/proc/{pid}/environ")) {
+        let under_systemd = environment
+            .split(|&b| b == 0)
+            .any(|variable| variable.starts_with(b"INVOCATION_ID="));
+        if under_systemd {
+            return Err(refused(
+                code::FAILURE,
+                format!(
+                    "pid {pid} runs under systemd, whose unit's main process is systemd's to \
+                     replace: upgrade with socket activation and `systemctl restart` instead \
+                     (the socket stays open and queues the connections meanwhile; `{name} unit \
+                     socket` writes the socket unit)"
+                ),
+            ));
+        }
+    }
+    // The program at our path replaces the daemon that was started from it.
+    let ours = std::env::current_exe().map_err(|error| {
+        refused(
+            code::FAILURE,
+            format!("cannot tell which program this is: {error}"),
+        )
+    })?;
+    if let Ok(theirs) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+        let theirs = theirs.to_string_lossy();
+        let theirs = theirs.strip_suffix(" (deleted)").unwrap_or(&theirs);
+        if Path::new(theirs) != ours {
+            return Err(refused(
+                code::FAILURE,
+                format!(
+                    "pid {pid} runs {theirs}, not {}: upgrade replaces a daemon with the \
+                     program now at the path it was started from",
+                    ours.display()
+                ),
+            ));
+        }
+    }
+    let Some(pidfd) = process.pidfd() else {
+        return Err(refused(
+            code::FAILURE,
+            "upgrade needs pidfds (Linux 5.6), which this system does not give",
+        ));
+    };
+    let get = |fd: RawFd| {
+        sys::pidfd_getfd(pidfd, fd).map_err(|error| {
+            let code = match error.raw_os_error() {
+                Some(libc::EPERM) => code::NO_PRIVILEGE,
+                _ => code::FAILURE,
+            };
+            let how = match error.raw_os_error() {
+                Some(libc::EPERM) => " (upgrade needs root, or the right to ptrace the daemon)",
+                Some(libc::ENOSYS) => " (upgrade needs Linux 5.6)",
+                _ => "",
+            };
+            refused(
+                code,
+                format!(
+                    "cannot take pid {pid}'s descriptors: pidfd_getfd: {}{how}",
+                    crate::error::describe(&error)
+                ),
+            )
+        })
+    };
+    let pidfile_id = sys::lstat(
+        &crate::paths::c_string(pidfile_path)
+            .map_err(|error| refused(code::FAILURE, format!("pidfile: {error}")))?,
+    )
+    .map_err(|error| refused(code::FAILURE, format!("pidfile: {error}")))?;
+    let number = pidfile::locking_descriptor(pid as u32, pidfile_id).ok_or_else(|| {
+        refused(
+            code::FAILURE,
+            format!("pid {pid} does not show the lock of its pidfile in /proc/{pid}/fdinfo"),
+        )
+    })?;
+    let pidfile = Pidfile::adopt(get(number)?, pidfile_path.to_owned())
+        .map_err(|error| refused(code::FAILURE, format!("pidfile: {error}")))?;
+    let mut sockets = Vec::new();
+    let mut found: Vec<Option<OwnedFd>> = entries.iter().map(|_| None).collect();
+    for (number, target) in descriptors(pid) {
+        if !target.starts_with("socket:") {
+            continue;
+        }
+        let Ok(fd) = get(number) else { continue };
+        if let Some(slot) = entries
+            .iter()
+            .zip(found.iter_mut())
+            .find(|(entry, slot)| slot.is_none() && entry.is_listening_at(fd.as_fd()))
+            .map(|(_, slot)| slot)
+        {
+            *slot = Some(fd);
+        }
+    }
+    for (entry, fd) in entries.iter().zip(found) {
+        match fd {
+            Some(fd) => sockets.push((entry.name.clone(), fd)),
+            None => {
+                return Err(refused(
+                    code::FAILURE,
+                    format!(
+                        "pid {pid} has no listening socket for `listen` entry \"{}\": it does \
+                         not look like this service",
+                        entry.written()
+                    ),
+                ))
+            }
+        }
+    }
+    let old_pidfd = pidfd
+        .try_clone_to_owned()
+        .map_err(|error| refused(code::FAILURE, format!("pidfd: {error}")))?;
+    Ok((pidfile, sockets, old_pidfd))
+}
+
+/// The open descriptors of `pid` and what they are (`/proc/PID/fd`).
+fn descriptors(pid: sys::pid_t) -> Vec<(RawFd, String)> {
+    let Ok(listed) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    listed
+        .flatten()
+        .filter_map(|entry| {
+            let number = entry.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            Some((number, target.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+impl Switch {
+    /// In the new daemon (between the fork and readiness): closes its copies of the
+    /// launcher's descriptors, without freeing anything.
+    pub(crate) fn close_in_child(self) {
+        let Switch {
+            old_pidfd,
+            lock,
+            lock_path,
+            ..
+        } = self;
+        drop(old_pidfd);
+        drop(lock);
+        std::mem::forget(lock_path);
+    }
+
+    /// In the launcher, once the new daemon `new` is ready and named by the pidfile: the old
+    /// one gets `SIGTERM` and is waited for (`SIGKILL` after `stop_timeout`); then the
+    /// upgrade is over.
+    pub(crate) fn finish(self, new: sys::pid_t, stop_timeout: Duration, name: &str) -> ! {
+        let old = self.old;
+        let gone = |timeout| crate::control::wait_exit(self.old_pidfd.as_fd(), timeout);
+        let stopped = match sys::pidfd_send_signal(self.old_pidfd.as_fd(), Signal::SIGTERM) {
+            Ok(()) => gone(stop_timeout),
+            Err(error) if error.raw_os_error() == Some(libc::ESRCH) => true,
+            Err(error) => {
+                complain!("{name}: cannot signal pid {old}: {error}");
+                false
+            }
+        };
+        let killed = !stopped
+            && sys::pidfd_send_signal(self.old_pidfd.as_fd(), Signal::SIGKILL).is_ok()
+            && gone(Duration::from_secs(5));
+        self.release();
+        say!("{name}: upgraded (pid {old} -> pid {new})");
+        if killed {
+            complain!(
+                "{name}: pid {old} was still running {} s after SIGTERM, and was killed",
+                stop_timeout.as_secs_f64()
+            );
+        } else if !stopped {
+            complain!("{name}: pid {old} is still running");
+            std::process::exit(code::FAILURE);
+        }
+        std::process::exit(0)
+    }
+
+    /// The upgrade's lock file goes (if it still is ours), and with the descriptor its lock.
+    pub(crate) fn release(self) {
+        if let Ok(c_path) = crate::paths::c_string(&self.lock_path) {
+            if matches!(sys::lstat(&c_path), Ok(now) if now.same_file(self.lock_id)) {
+                let _ = sys::unlink(&c_path);
+            }
+        }
+        drop(self.lock);
+    }
+}
+
+/// `Err` for the launcher to print, once the new daemon failed: the old one was not touched.
+pub(crate) fn not_upgraded(old: sys::pid_t, error: &crate::Error) -> String {
+    format!("not upgraded: {error}; pid {old} keeps running, untouched")
+}

@@ -1,0 +1,362 @@
+//! SPEC §10: `upgrade` replaces a running daemon with the binary now at its path, while
+//! clients keep connecting: no connection refused or reset, the pidfile's lock passed on,
+//! the old daemon finishing its requests; a new binary that fails leaves the old one serving.
+
+use crate::support::*;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What one client saw: every failure, and each reply with when it came.
+#[derive(Debug, Default)]
+struct Seen {
+    failures: Vec<String>,
+    replies: Vec<(Instant, String)>,
+}
+
+/// Clients that connect in a loop, one request per connection, every third one slow.
+struct Clients {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Seen>>,
+}
+
+impl Clients {
+    fn start(port: u16, count: usize) -> Clients {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..count)
+            .map(|client| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut seen = Seen::default();
+                    let mut n = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        let text = format!("client{client}-{n}");
+                        let request = if n % 3 == 0 {
+                            format!("slow {text}")
+                        } else {
+                            text.clone()
+                        };
+                        match exchange(port, &request) {
+                            Ok(reply) => match reply.strip_suffix(&format!("{text}\n")) {
+                                Some(prefix) => seen.replies.push((Instant::now(), prefix.into())),
+                                None => seen.failures.push(format!("{request}: {reply:?}")),
+                            },
+                            Err(error) => seen.failures.push(format!("{request}: {error}")),
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        Clients { stop, threads }
+    }
+
+    fn finish(self) -> Vec<Seen> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.threads
+            .into_iter()
+            .map(|thread| thread.join().expect("a client"))
+            .collect()
+    }
+}
+
+/// One connection, one line, one answer.
+fn exchange(port: u16, line: &str) -> std::io::Result<String> {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&address, GONE_TIMEOUT)?;
+    stream.set_read_timeout(Some(GONE_TIMEOUT))?;
+    writeln!(stream, "{line}")?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply)?;
+    Ok(reply)
+}
+
+/// Installs the example `name` at `path` as a package manager does: a new file, renamed
+/// over the old one.
+fn install(sandbox: &Sandbox, name: &str, path: &Path) {
+    let staged = sandbox.path("staged.bin");
+    fs::copy(example(name), &staged).unwrap();
+    fs::rename(&staged, path).unwrap();
+}
+
+/// The service `example` installed in the sandbox, started with `prefix`; its path and pid.
+fn start_v1(sandbox: &Sandbox, example: &str, port: u16) -> (PathBuf, i32) {
+    let binary = sandbox.copy_example(example);
+    let mut command = sandbox.command_for(&binary);
+    command
+        .env("ECHO_PORT", port.to_string())
+        .env("ECHO_PREFIX", "v1: ");
+    launch(&mut command).assert_started_quietly_or_announced();
+    let pid = read_pid(&sandbox.path(&format!("{example}.pid")));
+    (binary, pid)
+}
+
+fn upgrade(sandbox: &Sandbox, binary: &Path, port: u16, prefix: &str) -> Launch {
+    let mut command = sandbox.command_for(binary);
+    command
+        .arg("upgrade")
+        .env("ECHO_PORT", port.to_string())
+        .env("ECHO_PREFIX", prefix);
+    launch(&mut command)
+}
+
+/// No client saw a failure, each one saw `prefix` after `since`, and only that.
+fn assert_served(seen: &[Seen], since: Instant, prefix: &str) {
+    for (client, seen) in seen.iter().enumerate() {
+        assert_eq!(seen.failures, Vec::<String>::new(), "client {client}");
+        let after: Vec<&String> = seen
+            .replies
+            .iter()
+            .filter(|(at, _)| *at > since)
+            .map(|(_, prefix)| prefix)
+            .collect();
+        assert!(!after.is_empty(), "client {client}: no reply at the end");
+        assert!(
+            after.iter().all(|seen| *seen == prefix),
+            "client {client}: {after:?}, not only {prefix:?}"
+        );
+    }
+}
+
+/// The pidfile names `pid`, is locked, and `status` agrees.
+fn assert_running(sandbox: &Sandbox, example: &str, binary: &Path, pid: i32) {
+    let pidfile = sandbox.path(&format!("{example}.pid"));
+    assert_eq!(read_pid(&pidfile), pid);
+    assert!(is_locked(&pidfile), "pidfile not locked");
+    let status = launch(sandbox.command_for(binary).arg("status"));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        status.stdout.ends_with(&format!(": running (pid {pid})\n")),
+        "{status:?}"
+    );
+}
+
+/// v1 serving, v2 installed and upgraded to while 4 clients connect without pause; then,
+/// `with_v3`, a v3 that fails before it is ready (echo refuses a prefix of two lines).
+fn upgrade_under_load(example: &str, with_v3: bool) {
+    let sandbox = Sandbox::new(&format!("upgrade-{example}"));
+    let port = free_port();
+    let (binary, v1) = start_v1(&sandbox, example, port);
+    let clients = Clients::start(port, 4);
+    std::thread::sleep(Duration::from_millis(300));
+
+    install(&sandbox, example, &binary);
+    let upgraded = upgrade(&sandbox, &binary, port, "v2: ");
+    let done = Instant::now();
+    assert_eq!(upgraded.code(), Some(0), "{upgraded:?}");
+    let v2 = read_pid(&sandbox.path(&format!("{example}.pid")));
+    let name = binary.file_name().unwrap().to_string_lossy();
+    assert_eq!(
+        upgraded.stdout,
+        format!("{name}: upgraded (pid {v1} -> pid {v2})\n"),
+        "{upgraded:?}"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let seen = clients.finish();
+    assert_served(&seen, done, "v2: ");
+    assert!(
+        seen.iter()
+            .any(|seen| seen.replies.iter().any(|(_, p)| p == "v1: ")),
+        "no reply of v1 at all"
+    );
+    // The old daemon finished gracefully; the new one runs the new file.
+    let status = wait_for_exit(v1, GONE_TIMEOUT).expect("the old daemon is our child");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_eq!(fs::read_link(format!("/proc/{v2}/exe")).unwrap(), binary);
+    assert_running(&sandbox, example, &binary, v2);
+    if !with_v3 {
+        signal(v2, libc::SIGTERM);
+        wait_for_exit(v2, GONE_TIMEOUT);
+        return;
+    }
+
+    // v3 fails before it is ready: v2 keeps serving, untouched.
+    let clients = Clients::start(port, 4);
+    std::thread::sleep(Duration::from_millis(300));
+    install(&sandbox, example, &binary);
+    let before = Instant::now();
+    let refused = upgrade(&sandbox, &binary, port, "v3\nwith a second line");
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains("is more than one line")
+            && refused
+                .stderr
+                .ends_with(&format!("; pid {v2} keeps running, untouched\n")),
+        "{refused:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = clients.finish();
+    assert_served(&seen, before - Duration::from_secs(60), "v2: ");
+    assert!(is_alive(v2));
+    assert_running(&sandbox, example, &binary, v2);
+    assert!(
+        !sandbox.path(&format!("{example}.pid.upgrade")).exists(),
+        "the upgrade's lock file was left"
+    );
+    signal(v2, libc::SIGTERM);
+    let status = wait_for_exit(v2, GONE_TIMEOUT).expect("our child");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn upgrade_replaces_the_echo_service_without_a_failed_connection() {
+    upgrade_under_load("echo", true);
+}
+
+#[test]
+fn upgrade_replaces_the_tokio_echo_service_without_a_failed_connection() {
+    upgrade_under_load("tokio_echo", false);
+}
+
+/// The processes that have a listening TCP socket on `port` open (`/proc/net/tcp`, then
+/// each process's descriptors), and how many such sockets there are.
+fn listening_on(port: u16) -> (Vec<i32>, usize) {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields[1].rsplit(':').next().unwrap_or_default();
+            if u16::from_str_radix(local_port, 16) == Ok(port) && fields[3] == "0A" {
+                inodes.push(format!("socket:[{}]", fields[9]));
+            }
+        }
+    }
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            fs::read_link(fd.path()).is_ok_and(|target| {
+                inodes
+                    .iter()
+                    .any(|inode| target.as_os_str() == inode.as_str())
+            })
+        });
+        if holds && is_alive(pid) {
+            pids.push(pid);
+        }
+    }
+    (pids, inodes.len())
+}
+
+#[test]
+fn starts_racing_an_upgrade_make_no_third_daemon() {
+    let sandbox = Sandbox::new("upgrade-race");
+    let port = free_port();
+    let (binary, v1) = start_v1(&sandbox, "echo", port);
+    install(&sandbox, "echo", &binary);
+    // A watcher samples, all along, who listens on the port.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                samples.push(listening_on(port));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            samples
+        })
+    };
+    let mut children = vec![{
+        let mut command = sandbox.command_for(&binary);
+        command
+            .arg("upgrade")
+            .env("ECHO_PORT", port.to_string())
+            .env("ECHO_PREFIX", "v2: ");
+        (spawn(&mut command), Instant::now())
+    }];
+    for _ in 0..6 {
+        let mut command = sandbox.command_for(&binary);
+        command.arg("start").env("ECHO_PORT", port.to_string());
+        children.push((spawn(&mut command), Instant::now()));
+    }
+    let mut finished = children.into_iter().map(|(child, at)| finish(child, at));
+    let upgraded = finished.next().unwrap();
+    let starts: Vec<Launch> = finished.collect();
+    stop.store(true, Ordering::SeqCst);
+    let samples = watcher.join().unwrap();
+    assert_eq!(upgraded.code(), Some(0), "{upgraded:?}");
+    let v2 = read_pid(&sandbox.path("echo.pid"));
+    for start in &starts {
+        assert_eq!(start.code(), Some(0), "{start:?}");
+        let running = [v1, v2].map(|pid| format!(": already running (pid {pid})\n"));
+        assert!(
+            running
+                .iter()
+                .any(|said| start.stdout.ends_with(said.as_str())),
+            "{start:?}"
+        );
+    }
+    // One listening socket at every moment, held by the old daemon, the new one, or both
+    // (while the old one finishes its connections); never by a third.
+    assert!(samples.len() >= 3, "{} samples", samples.len());
+    for (pids, sockets) in &samples {
+        assert!(*sockets <= 1, "{sockets} listening sockets on the port");
+        assert!(
+            pids.iter().all(|pid| *pid == v1 || *pid == v2),
+            "{pids:?} listen, not only {v1} and {v2}"
+        );
+    }
+    wait_for_exit(v1, GONE_TIMEOUT);
+    assert_eq!(sandbox.processes(), [v2], "the processes of the service");
+    assert_eq!(listening_on(port).0, [v2]);
+    signal(v2, libc::SIGTERM);
+    wait_for_exit(v2, GONE_TIMEOUT);
+}
+
+#[test]
+fn upgrade_refuses_what_it_cannot_replace() {
+    let sandbox = Sandbox::new("upgrade-refusals");
+    let port = free_port();
+    let binary = sandbox.copy_example("echo");
+    let upgrade_now = |binary: &Path| {
+        let mut command = sandbox.command_for(binary);
+        command.arg("upgrade").env("ECHO_PORT", port.to_string());
+        launch(&mut command)
+    };
+    // Nothing running.
+    let refused = upgrade_now(&binary);
+    assert_eq!(refused.code(), Some(7), "{refused:?}");
+    assert_eq!(
+        refused.stderr,
+        "echo.bin: cannot upgrade: not running: nothing to upgrade\n"
+    );
+    // A daemon started from another path is not replaced by this one.
+    launch(sandbox.command("echo").env("ECHO_PORT", port.to_string()))
+        .assert_started_quietly_or_announced();
+    let pid = read_pid(&sandbox.path("echo.pid"));
+    let refused = upgrade_now(&binary);
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.starts_with(&format!(
+            "echo.bin: cannot upgrade: pid {pid} runs {}, not {}",
+            example("echo").display(),
+            binary.display()
+        )),
+        "{refused:?}"
+    );
+    assert!(is_alive(pid));
+    assert_eq!(read_pid(&sandbox.path("echo.pid")), pid);
+    assert_eq!(exchange(port, "still").unwrap(), "still\n");
+    signal(pid, libc::SIGTERM);
+    wait_for_exit(pid, GONE_TIMEOUT);
+}
