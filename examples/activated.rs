@@ -36,8 +36,12 @@ fn main() -> std::io::Result<()> {
             Some(Event::Reload) => println!("activated: reloaded"),
             None => {}
         }
-        while let Ok((stream, _)) = listener.accept() {
-            serve(stream);
+        // Until none is waiting, or a stop is asked (clients without pause must not hold it).
+        while !daemon_runtime::shutdown_requested() {
+            match listener.accept() {
+                Ok((stream, _)) => serve(stream),
+                Err(_) => break,
+            }
         }
     }
     println!("activated: bye");

@@ -51,7 +51,10 @@ fn main() -> Result<(), String> {
             Some(Event::Shutdown) => break,
             Some(Event::Reload) => println!("echo: reloaded (log reopened)"),
             None => {
-                while let Ok((stream, peer)) = listener.accept() {
+                // Until none is waiting, or a stop is asked.
+                while let Some(Ok((stream, peer))) =
+                    (!daemon_runtime::shutdown_requested()).then(|| listener.accept())
+                {
                     println!("echo: connection from {peer}");
                     let prefix = prefix.clone();
                     connections.push(std::thread::spawn(move || serve(stream, &prefix)));

@@ -482,3 +482,61 @@ fn under_systemd_an_async_service_logs_to_the_journal() {
         "success"
     );
 }
+
+#[test]
+fn under_systemd_upgrade_says_to_restart_and_a_restart_keeps_connections_queued() {
+    let Some((_one, sandbox, systemd)) = under_systemd(
+        "under_systemd_upgrade_says_to_restart_and_a_restart_keeps_connections_queued",
+        "systemd-restart",
+    ) else {
+        return;
+    };
+    let port = free_port();
+    let (service, socket) = activated_units(&sandbox, port);
+    systemd.install("activated.service", &service);
+    systemd.install("activated-echo.socket", &socket);
+    systemd.start("activated-echo.socket");
+    let first = answering_pid(port);
+    // `upgrade` leaves a unit's main process to systemd, and says what to do instead (run
+    // in systemd's namespaces, where the pidfile's pid is the daemon's).
+    let pid = systemd.pid.to_string();
+    let refused = launch(
+        sandbox
+            .command_for("nsenter")
+            .args(["-t", &pid, "-m", "-p", "--"])
+            .arg(example("activated"))
+            .arg("upgrade")
+            .env("ACTIVATED_PORT", port.to_string()),
+    );
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains("runs under systemd")
+            && refused
+                .stderr
+                .contains("socket activation and `systemctl restart`"),
+        "{refused:?}"
+    );
+    assert_eq!(answering_pid(port), first, "the service was disturbed");
+    // What it says works: while clients connect without pause, a restart of the service
+    // refuses none of them (systemd's socket queues them meanwhile).
+    let clients = crate::upgrade::Clients::start(port, 4);
+    std::thread::sleep(Duration::from_millis(200));
+    let restarted = systemd.systemctl(&["restart", "activated.service"]);
+    assert_eq!(restarted.code(), Some(0), "{restarted:?}");
+    let done = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = clients.finish();
+    let second = systemd.main_pid("activated.service");
+    assert_ne!(second, first);
+    for (client, seen) in seen.iter().enumerate() {
+        assert_eq!(seen.failures, Vec::<String>::new(), "client {client}");
+        assert!(
+            seen.replies
+                .iter()
+                .any(|(at, prefix)| *at > done && *prefix == format!("echo {second}: ")),
+            "client {client}: no answer from the restarted service"
+        );
+    }
+    let stopped = systemd.systemctl(&["stop", "activated.service", "activated-echo.socket"]);
+    assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+}

@@ -6,6 +6,7 @@ use crate::support::*;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,19 +15,19 @@ use std::time::{Duration, Instant};
 
 /// What one client saw: every failure, and each reply with when it came.
 #[derive(Debug, Default)]
-struct Seen {
-    failures: Vec<String>,
-    replies: Vec<(Instant, String)>,
+pub struct Seen {
+    pub failures: Vec<String>,
+    pub replies: Vec<(Instant, String)>,
 }
 
 /// Clients that connect in a loop, one request per connection, every third one slow.
-struct Clients {
+pub struct Clients {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Seen>>,
 }
 
 impl Clients {
-    fn start(port: u16, count: usize) -> Clients {
+    pub fn start(port: u16, count: usize) -> Clients {
         let stop = Arc::new(AtomicBool::new(false));
         let threads = (0..count)
             .map(|client| {
@@ -57,7 +58,7 @@ impl Clients {
         Clients { stop, threads }
     }
 
-    fn finish(self) -> Vec<Seen> {
+    pub fn finish(self) -> Vec<Seen> {
         self.stop.store(true, Ordering::SeqCst);
         self.threads
             .into_iter()
@@ -67,7 +68,7 @@ impl Clients {
 }
 
 /// One connection, one line, one answer.
-fn exchange(port: u16, line: &str) -> std::io::Result<String> {
+pub fn exchange(port: u16, line: &str) -> std::io::Result<String> {
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&address, GONE_TIMEOUT)?;
     stream.set_read_timeout(Some(GONE_TIMEOUT))?;
@@ -359,4 +360,86 @@ fn upgrade_refuses_what_it_cannot_replace() {
     assert_eq!(exchange(port, "still").unwrap(), "still\n");
     signal(pid, libc::SIGTERM);
     wait_for_exit(pid, GONE_TIMEOUT);
+}
+
+/// The tunable example installed in the sandbox, serving `echo` on `port` and ignoring a
+/// graceful shutdown request (only SIGKILL ends it); its path and pid.
+fn start_tunable(sandbox: &Sandbox, port: u16) -> (PathBuf, i32) {
+    let binary = sandbox.copy_example("tunable");
+    let mut command = sandbox.command_for(&binary);
+    command
+        .env("CONTROL", "1")
+        .env("MODE", "serve")
+        .env("SHUTDOWN", "graceful")
+        .env("LISTEN", format!("echo=127.0.0.1:{port}"));
+    launch(&mut command).assert_started_quietly_or_announced();
+    (binary, sandbox.daemon_pid())
+}
+
+fn answering(port: u16) -> i32 {
+    let answer = exchange(port, "who").unwrap();
+    answer
+        .strip_prefix("echo ")
+        .and_then(|rest| rest.split(':').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("answer {answer:?}"))
+}
+
+#[test]
+fn a_new_binary_that_hangs_is_bounded_by_ready_timeout() {
+    let sandbox = Sandbox::new("upgrade-hang");
+    let port = free_port();
+    let (binary, v1) = start_tunable(&sandbox, port);
+    let mut command = sandbox.command_for(&binary);
+    command
+        .arg("upgrade")
+        .env("CONTROL", "1")
+        .env("MODE", "hang")
+        .env("READY", "manual")
+        .env("READY_TIMEOUT_MS", "300")
+        .env("LISTEN", format!("echo=127.0.0.1:{port}"));
+    let refused = launch(&mut command);
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .starts_with("tunable: not upgraded: not ready within 300ms (ready_timeout)")
+            && refused
+                .stderr
+                .ends_with(&format!("; pid {v1} keeps running, untouched\n")),
+        "{refused:?}"
+    );
+    assert_eq!(answering(port), v1);
+    assert_eq!(sandbox.processes(), [v1], "the hanging daemon was left");
+    assert_eq!(read_pid(&sandbox.pidfile()), v1);
+    assert!(is_locked(&sandbox.pidfile()));
+}
+
+#[test]
+fn an_old_daemon_that_ignores_sigterm_is_killed_after_stop_timeout() {
+    let sandbox = Sandbox::new("upgrade-stubborn");
+    let port = free_port();
+    let (binary, v1) = start_tunable(&sandbox, port);
+    let mut command = sandbox.command_for(&binary);
+    command
+        .arg("upgrade")
+        .env("CONTROL", "1")
+        .env("MODE", "serve")
+        .env("STOP_TIMEOUT_SECS", "1")
+        .env("LISTEN", format!("echo=127.0.0.1:{port}"));
+    let upgraded = launch(&mut command);
+    assert_eq!(upgraded.code(), Some(0), "{upgraded:?}");
+    let v2 = sandbox.daemon_pid();
+    assert_eq!(
+        upgraded.stdout,
+        format!("tunable: upgraded (pid {v1} -> pid {v2})\n")
+    );
+    assert_eq!(
+        upgraded.stderr,
+        format!("tunable: pid {v1} was still running 1 s after SIGTERM, and was killed\n")
+    );
+    assert!(upgraded.elapsed >= Duration::from_secs(1), "{upgraded:?}");
+    let status = wait_for_exit(v1, GONE_TIMEOUT).expect("our child");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert_eq!(answering(port), v2);
+    assert!(is_locked(&sandbox.pidfile()));
 }
