@@ -248,6 +248,9 @@ fn fork_and_wait(
         }
         Ok(Forked::Parent(first_child)) => {
             drop(write_end);
+            // The sockets are the daemon's: the launcher's copies would keep a listening
+            // socket open in a process that never accepts on it.
+            listen::close_copies();
             // The first child leaves right after the second fork: reap it, no zombie.
             let _ = sys::wait_child(first_child);
             let watch = Watch::new(Listener::new(read_end), first_child);

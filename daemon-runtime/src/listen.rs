@@ -24,6 +24,12 @@ static SOCKETS: Mutex<Vec<(String, Option<OwnedFd>)>> = Mutex::new(Vec::new());
 /// The unix socket files this start created, for [`discard`] if the start fails.
 static CREATED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// In the launcher once the daemon is forked: closes its copies of the sockets (the socket
+/// files stay, for [`discard`] if the start fails).
+pub(crate) fn close_copies() {
+    SOCKETS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 /// In a launcher whose start failed: closes its sockets and removes the socket files it
 /// created (activated ones are the supervisor's and stay).
 pub(crate) fn discard() {
