@@ -52,6 +52,7 @@ pub async fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     let mut shutdown = daemon_runtime::shutdown();
     loop {
         tokio::select! {
+            biased; // a shutdown first: no connection is accepted after it
             _ = &mut shutdown => break,
             _ = daemon_runtime::next_reload() => tracing::info!("reload requested (log reopened)"),
             accepted = listener.accept() => match accepted {
@@ -82,15 +83,23 @@ async fn answer(stream: TcpStream, prefix: std::sync::Arc<str>) -> io::Result<()
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(reader).lines();
     let mut shutdown = daemon_runtime::shutdown();
+    let mut first = true;
     loop {
         // At shutdown an idle connection closes; a line being answered is answered first.
-        let line = tokio::select! {
-            _ = &mut shutdown => break,
-            line = lines.next_line() => match line? {
-                Some(line) => line,
-                None => break,
-            },
+        // A connection that has not sent its first line yet gets a second more: it may have
+        // just been accepted, its line on the way (closing it unread would reset it).
+        let closing = async {
+            (&mut shutdown).await;
+            if first {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         };
+        let line = tokio::select! {
+            _ = closing => break,
+            line = lines.next_line() => line?,
+        };
+        let Some(line) = line else { break };
+        first = false;
         let reply = if let Some(text) = line.strip_prefix("slow ") {
             tokio::time::sleep(Duration::from_millis(600)).await;
             format!("{prefix}{text}")

@@ -365,6 +365,9 @@ impl Daemon {
         let name = self.display_name();
         let mut upgrade = None;
         let detach = if self.control {
+            // Before any command opens anything: nothing of ours may land on a closed 0, 1
+            // or 2 (`upgrade` takes descriptors that the daemon keeps).
+            let _ = crate::fds::ensure_standard_open();
             match control::dispatch(&self, &name) {
                 control::Next::Exit(code) => std::process::exit(code),
                 control::Next::Start => Start::Announce,

@@ -127,6 +127,9 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
         },
         ControlCommand::Status => Next::Exit(status(name, &pidfile)),
         ControlCommand::Reload => Next::Exit(reload(name, &pidfile)),
+        ControlCommand::Stop | ControlCommand::Restart if upgrading(name, &pidfile) => {
+            Next::Exit(lsb::FAILURE)
+        }
         ControlCommand::Stop => Next::Exit(stop(name, &pidfile, daemon.stop_timeout)),
         ControlCommand::Restart => match stop(name, &pidfile, daemon.stop_timeout) {
             // A process the daemon forked may hold the lock a moment longer.
@@ -140,6 +143,19 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
             }
             code => Next::Exit(code),
         },
+    }
+}
+
+/// Whether an `upgrade` is under way (its lock, next to the pidfile, is held); says so.
+fn upgrading(name: &str, pidfile: &Path) -> bool {
+    let lock = PathBuf::from(format!("{}.upgrade", pidfile.display()));
+    match pidfile::probe(&lock) {
+        Probe::Running(pid) => {
+            let by = pid.map_or(String::new(), |pid| format!(" (pid {pid})"));
+            complain!("{name}: an upgrade is under way{by}; try again once it is over");
+            true
+        }
+        _ => false,
     }
 }
 

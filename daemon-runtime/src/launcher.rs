@@ -257,9 +257,9 @@ fn fork_and_wait(
             let result = await_readiness(watch, daemon.ready_timeout, &plan, pidfile);
             plan.close();
             match result {
-                Ok(pid) => {
-                    if let Some(switch) = switch {
-                        switch.finish(pid, daemon.stop_timeout, &daemon.display_name());
+                Ok((pid, adopted)) => {
+                    if let (Some(switch), Some(pidfile)) = (switch, adopted) {
+                        switch.finish(pid, pidfile, daemon.stop_timeout, &daemon.display_name());
                     }
                     // Under a supervisor, the launcher is the process it started: it names
                     // the daemon as the service's main process.
@@ -269,12 +269,7 @@ fn fork_and_wait(
                     }
                     std::process::exit(0)
                 }
-                Err(error) => {
-                    if let Some(switch) = switch {
-                        switch.release();
-                    }
-                    Err(error)
-                }
+                Err(error) => Err(error),
             }
         }
     }
@@ -290,7 +285,7 @@ fn await_readiness(
     timeout: Duration,
     plan: &Plan,
     pidfile: Option<Pidfile>,
-) -> Result<sys::pid_t, Error> {
+) -> Result<(sys::pid_t, Option<Pidfile>), Error> {
     let deadline = Instant::now() + timeout.min(MAX_TIMEOUT);
     let pid = |watch: &Watch| watch.pid().map(|pid| pid as u32);
     let (error, ask) = loop {
@@ -298,23 +293,10 @@ fn await_readiness(
             Outcome::Message(Message::Pid(_)) => {}
             Outcome::Message(Message::Ready) => {
                 let pid = watch.pid().unwrap_or(0);
-                // An upgrade: the pidfile names the new daemon from now on.
-                let named = match &pidfile {
-                    Some(pidfile) if pidfile.adopted() => pidfile.write_pid(pid),
-                    _ => Ok(()),
-                };
-                match named {
-                    // The daemon's own descriptor keeps the lock.
-                    Ok(()) => return Ok(pid),
-                    Err(source) => {
-                        let error = Error::Path {
-                            action: crate::error::PathAction::WritePidfile,
-                            path: plan.pidfile.clone().unwrap_or_default(),
-                            source,
-                        };
-                        break (error, true);
-                    }
-                }
+                // The daemon's own descriptor keeps the lock; an upgrade's launcher keeps the
+                // pidfile, to make it name the new daemon.
+                let adopted = pidfile.filter(|pidfile| pidfile.adopted());
+                return Ok((pid, adopted));
             }
             Outcome::Message(Message::StepFailed { step, errno }) => {
                 break (step.error(errno, plan), false)

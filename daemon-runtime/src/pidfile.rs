@@ -161,6 +161,11 @@ impl Pidfile {
         self.fd.as_raw_fd()
     }
 
+    /// Whether its path still names this file.
+    pub(crate) fn still_at_path(&self) -> bool {
+        matches!(sys::lstat(&self.c_path), Ok(now) if now.same_file(self.id))
+    }
+
     /// Whether it was taken over from the running daemon ([`Pidfile::adopt`]).
     pub(crate) fn adopted(&self) -> bool {
         self.adopted

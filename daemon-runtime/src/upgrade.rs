@@ -21,6 +21,7 @@ use crate::listen::Entry;
 use crate::output::{complain, say};
 use crate::pidfile::{self, Pidfile};
 use crate::sys::{self, FileId, Signal};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,12 +38,13 @@ pub(crate) struct Upgrade {
 }
 
 /// The old daemon and the upgrade's own lock: the launcher's only (the new daemon closes its
-/// copies of the descriptors).
+/// copies of the descriptors). Dropped, it releases the lock: a start that fails anywhere
+/// leaves no lock file behind.
 #[derive(Debug)]
 pub(crate) struct Switch {
     pub(crate) old: sys::pid_t,
-    old_pidfd: OwnedFd,
-    lock: OwnedFd,
+    old_pidfd: Option<OwnedFd>,
+    lock: Option<OwnedFd>,
     lock_path: PathBuf,
     lock_id: FileId,
 }
@@ -64,10 +66,8 @@ impl Upgrade {
     /// The descriptors, for the sweep of inherited ones to keep.
     pub(crate) fn numbers(&self) -> Vec<RawFd> {
         let mut numbers: Vec<RawFd> = self.sockets.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-        numbers.extend([
-            self.switch.old_pidfd.as_raw_fd(),
-            self.switch.lock.as_raw_fd(),
-        ]);
+        numbers.extend(self.switch.old_pidfd.iter().map(AsRawFd::as_raw_fd));
+        numbers.extend(self.switch.lock.iter().map(AsRawFd::as_raw_fd));
         numbers
     }
 }
@@ -127,8 +127,8 @@ pub(crate) fn begin(
                 sockets,
                 switch: Switch {
                     old: process.pid,
-                    old_pidfd,
-                    lock,
+                    old_pidfd: Some(old_pidfd),
+                    lock: Some(lock),
                     lock_path,
                     lock_id,
                 },
@@ -151,21 +151,53 @@ fn take(
     name: &str,
 ) -> Result<(Pidfile, Vec<(String, OwnedFd)>, OwnedFd), Refused> {
     let pid = process.pid;
-    if let Ok(environment) = std::fs::read(format!("/proc/{pid}/environ")) {
-        let under_systemd = environment
-            .split(|&b| b == 0)
-            .any(|variable| variable.starts_with(b"INVOCATION_ID="));
-        if under_systemd {
-            return Err(refused(
-                code::FAILURE,
-                format!(
-                    "pid {pid} runs under systemd, whose unit's main process is systemd's to \
-                     replace: upgrade with socket activation and `systemctl restart` instead \
-                     (the socket stays open and queues the connections meanwhile; `{name} unit \
-                     socket` writes the socket unit)"
-                ),
-            ));
-        }
+    // What /proc says of the daemon: unreadable, it is not ours to inspect, nor to ptrace.
+    let not_allowed = |what: &str, error: io::Error| {
+        refused(
+            code::NO_PRIVILEGE,
+            format!(
+                "cannot inspect pid {pid} (/proc/{pid}/{what}: {}): upgrade needs root, or the \
+                 right to ptrace the daemon",
+                crate::error::describe(&error)
+            ),
+        )
+    };
+    // Under systemd (a unit's cgroup), the unit's processes are systemd's to replace.
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|error| not_allowed("cgroup", error))?;
+    if let Some(unit) = cgroup
+        .lines()
+        .filter_map(|line| line.rsplit('/').next())
+        .find(|unit| unit.ends_with(".service"))
+    {
+        return Err(refused(
+            code::FAILURE,
+            format!(
+                "pid {pid} runs under systemd, in {unit}, whose processes are systemd's to \
+                 replace: upgrade with socket activation and `systemctl restart` instead (the \
+                 socket stays open and queues the connections meanwhile; `{name} unit socket` \
+                 writes the socket unit)"
+            ),
+        ));
+    }
+    // Only a daemon that detached: in the foreground, a supervisor (or a terminal) watches
+    // that very process, and would see it end. A detached daemon's session leader, the first
+    // child of its start, is long gone.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|error| not_allowed("stat", error))?;
+    let session = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(3)?.parse::<sys::pid_t>().ok());
+    if session
+        .is_some_and(|session| session == pid || Path::new(&format!("/proc/{session}")).exists())
+    {
+        return Err(refused(
+            code::FAILURE,
+            format!(
+                "pid {pid} runs in the foreground (under a supervisor, or `run`): upgrade \
+                 replaces a daemon that detached; restart this one through what started it"
+            ),
+        ));
     }
     // The program at our path replaces the daemon that was started from it.
     let ours = std::env::current_exe().map_err(|error| {
@@ -174,19 +206,19 @@ fn take(
             format!("cannot tell which program this is: {error}"),
         )
     })?;
-    if let Ok(theirs) = std::fs::read_link(format!("/proc/{pid}/exe")) {
-        let theirs = theirs.to_string_lossy();
-        let theirs = theirs.strip_suffix(" (deleted)").unwrap_or(&theirs);
-        if Path::new(theirs) != ours {
-            return Err(refused(
-                code::FAILURE,
-                format!(
-                    "pid {pid} runs {theirs}, not {}: upgrade replaces a daemon with the \
-                     program now at the path it was started from",
-                    ours.display()
-                ),
-            ));
-        }
+    let theirs = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|error| not_allowed("exe", error))?;
+    let theirs = theirs.to_string_lossy();
+    let theirs = theirs.strip_suffix(" (deleted)").unwrap_or(&theirs);
+    if Path::new(theirs) != ours {
+        return Err(refused(
+            code::FAILURE,
+            format!(
+                "pid {pid} runs {theirs}, not {}: upgrade replaces a daemon with the program \
+                 now at the path it was started from",
+                ours.display()
+            ),
+        ));
     }
     let Some(pidfd) = process.pidfd() else {
         return Err(refused(
@@ -281,58 +313,133 @@ fn descriptors(pid: sys::pid_t) -> Vec<(RawFd, String)> {
 
 impl Switch {
     /// In the new daemon (between the fork and readiness): closes its copies of the
-    /// launcher's descriptors, without freeing anything.
-    pub(crate) fn close_in_child(self) {
-        let Switch {
-            old_pidfd,
-            lock,
-            lock_path,
-            ..
-        } = self;
-        drop(old_pidfd);
-        drop(lock);
-        std::mem::forget(lock_path);
+    /// launcher's descriptors, without freeing anything and without touching the lock file.
+    pub(crate) fn close_in_child(mut self) {
+        drop(self.old_pidfd.take());
+        drop(self.lock.take());
+        std::mem::forget(self);
     }
 
-    /// In the launcher, once the new daemon `new` is ready and named by the pidfile: the old
-    /// one gets `SIGTERM` and is waited for (`SIGKILL` after `stop_timeout`); then the
-    /// upgrade is over.
-    pub(crate) fn finish(self, new: sys::pid_t, stop_timeout: Duration, name: &str) -> ! {
+    /// Whether the old daemon still runs.
+    fn old_alive(&self) -> bool {
+        self.old_pidfd
+            .as_ref()
+            .is_some_and(|pidfd| alive(pidfd.as_fd()))
+    }
+
+    /// In the launcher, once the new daemon `new` is ready: checks that the old one and its
+    /// pidfile are still there (else the lock may be lost: the new daemon is stopped), that
+    /// the new one still runs, makes the pidfile name it, then stops the old one (`SIGTERM`,
+    /// `SIGKILL` after `stop_timeout`) and says how it went.
+    pub(crate) fn finish(
+        self,
+        new: sys::pid_t,
+        pidfile: Pidfile,
+        stop_timeout: Duration,
+        name: &str,
+    ) -> ! {
         let old = self.old;
-        let gone = |timeout| crate::control::wait_exit(self.old_pidfd.as_fd(), timeout);
-        let stopped = match sys::pidfd_send_signal(self.old_pidfd.as_fd(), Signal::SIGTERM) {
-            Ok(()) => gone(stop_timeout),
-            Err(error) if error.raw_os_error() == Some(libc::ESRCH) => true,
-            Err(error) => {
-                complain!("{name}: cannot signal pid {old}: {error}");
-                false
-            }
+        // The new daemon is this subreaper's child: its pid cannot be reused meanwhile.
+        let new_pidfd = sys::pidfd_open(new).ok();
+        let new_alive = || {
+            new_pidfd
+                .as_ref()
+                .map_or(true, |pidfd| alive(pidfd.as_fd()))
         };
-        let killed = !stopped
-            && sys::pidfd_send_signal(self.old_pidfd.as_fd(), Signal::SIGKILL).is_ok()
-            && gone(Duration::from_secs(5));
-        self.release();
-        say!("{name}: upgraded (pid {old} -> pid {new})");
-        if killed {
-            complain!(
-                "{name}: pid {old} was still running {} s after SIGTERM, and was killed",
-                stop_timeout.as_secs_f64()
-            );
-        } else if !stopped {
-            complain!("{name}: pid {old} is still running");
-            std::process::exit(code::FAILURE);
+        let fail = |why: String| -> ! {
+            complain!("{name}: not upgraded: {why}");
+            std::process::exit(code::FAILURE)
+        };
+        if !self.old_alive() || !pidfile.still_at_path() {
+            stop(new_pidfd.as_ref().map(AsFd::as_fd), stop_timeout);
+            fail(format!(
+                "pid {old} ended during the upgrade, and its pidfile may be gone with it; the \
+                 new daemon (pid {new}) was stopped: start the service again"
+            ));
+        }
+        if !new_alive() {
+            fail(format!(
+                "the new daemon (pid {new}) ended right after it was ready; pid {old} keeps \
+                 running, untouched"
+            ));
+        }
+        if let Err(error) = pidfile.write_pid(new) {
+            let _ = pidfile.write_pid(old);
+            stop(new_pidfd.as_ref().map(AsFd::as_fd), stop_timeout);
+            fail(format!(
+                "cannot write the pidfile: {}; pid {new} was stopped, pid {old} keeps running",
+                crate::error::describe(&error)
+            ));
+        }
+        let old_pidfd = self.old_pidfd.as_ref().map(AsFd::as_fd);
+        let ended = stop(old_pidfd, stop_timeout);
+        let still_named = pidfile.still_at_path();
+        drop(self); // the upgrade's lock
+        match ended {
+            Ended::NotAtAll => {
+                complain!("{name}: upgraded to pid {new}, but pid {old} is still running");
+                std::process::exit(code::FAILURE)
+            }
+            _ if !still_named => {
+                complain!(
+                    "{name}: upgraded to pid {new}, but pid {old} removed the pidfile as it \
+                     exited (a build from before `upgrade` does): pid {new} runs without one; \
+                     restart it to have one"
+                );
+                std::process::exit(code::FAILURE)
+            }
+            Ended::Stopped => say!("{name}: upgraded (pid {old} -> pid {new})"),
+            Ended::Killed => {
+                say!("{name}: upgraded (pid {old} -> pid {new})");
+                complain!(
+                    "{name}: pid {old} was still running {} s after SIGTERM, and was killed",
+                    stop_timeout.as_secs_f64()
+                );
+            }
         }
         std::process::exit(0)
     }
+}
 
+impl Drop for Switch {
     /// The upgrade's lock file goes (if it still is ours), and with the descriptor its lock.
-    pub(crate) fn release(self) {
+    fn drop(&mut self) {
         if let Ok(c_path) = crate::paths::c_string(&self.lock_path) {
             if matches!(sys::lstat(&c_path), Ok(now) if now.same_file(self.lock_id)) {
                 let _ = sys::unlink(&c_path);
             }
         }
-        drop(self.lock);
+        drop(self.lock.take());
+    }
+}
+
+/// Whether the process of `pidfd` still runs.
+fn alive(pidfd: std::os::fd::BorrowedFd) -> bool {
+    !matches!(sys::wait_readable(pidfd, 0), Ok(true))
+}
+
+/// How a process asked to stop ended.
+enum Ended {
+    Stopped,
+    Killed,
+    NotAtAll,
+}
+
+/// `SIGTERM`, then `SIGKILL` after `timeout`, waiting for the process of `pidfd` to end.
+fn stop(pidfd: Option<std::os::fd::BorrowedFd>, timeout: Duration) -> Ended {
+    let Some(pidfd) = pidfd else {
+        return Ended::NotAtAll;
+    };
+    let gone = |timeout| crate::control::wait_exit(pidfd, timeout);
+    match sys::pidfd_send_signal(pidfd, Signal::SIGTERM) {
+        Ok(()) if gone(timeout) => return Ended::Stopped,
+        Err(error) if error.raw_os_error() == Some(libc::ESRCH) => return Ended::Stopped,
+        _ => {}
+    }
+    if sys::pidfd_send_signal(pidfd, Signal::SIGKILL).is_ok() && gone(Duration::from_secs(5)) {
+        Ended::Killed
+    } else {
+        Ended::NotAtAll
     }
 }
 

@@ -151,6 +151,12 @@ fn upgrade_under_load(example: &str, with_v3: bool) {
     let upgraded = upgrade(&sandbox, &binary, port, "v2: ");
     let done = Instant::now();
     assert_eq!(upgraded.code(), Some(0), "{upgraded:?}");
+    // Gone (a zombie at most) as `upgrade` returns, and the upgrade's lock with it.
+    assert!(
+        !is_alive(v1),
+        "pid {v1} still runs after the upgrade returned"
+    );
+    assert!(!sandbox.path(&format!("{example}.pid.upgrade")).exists());
     let v2 = read_pid(&sandbox.path(&format!("{example}.pid")));
     let name = binary.file_name().unwrap().to_string_lossy();
     assert_eq!(
@@ -259,28 +265,44 @@ fn starts_racing_an_upgrade_make_no_third_daemon() {
     let slow = std::thread::spawn(move || exchange(port, "slow in hand"));
     std::thread::sleep(Duration::from_millis(50));
     let began = Instant::now();
-    let mut children = vec![{
-        let mut command = sandbox.command_for(&binary);
-        command
-            .arg("upgrade")
-            .env("ECHO_PORT", port.to_string())
-            .env("ECHO_PREFIX", "v2: ");
-        (spawn(&mut command), Instant::now())
-    }];
-    for _ in 0..6 {
+    let mut upgrade_command = sandbox.command_for(&binary);
+    upgrade_command
+        .arg("upgrade")
+        .env("ECHO_PORT", port.to_string())
+        .env("ECHO_PREFIX", "v2: ");
+    let upgrading = spawn(&mut upgrade_command);
+    let upgrade_began = Instant::now();
+    // `start`s, six at a time, until the upgrade is over, then six more.
+    let start = || {
         let mut command = sandbox.command_for(&binary);
         command.arg("start").env("ECHO_PORT", port.to_string());
-        children.push((spawn(&mut command), Instant::now()));
+        (spawn(&mut command), Instant::now())
+    };
+    let mut starts: Vec<Launch> = Vec::new();
+    let mut upgrading = Some(upgrading);
+    let mut rounds_after = 0;
+    let mut upgraded = None;
+    while rounds_after < 1 {
+        let batch: Vec<_> = (0..6).map(|_| start()).collect();
+        if upgrading
+            .as_mut()
+            .is_some_and(|child| child.try_wait().unwrap().is_some())
+        {
+            upgraded = upgrading.take().map(|child| finish(child, upgrade_began));
+        }
+        if upgrading.is_none() {
+            rounds_after += 1;
+        }
+        starts.extend(batch.into_iter().map(|(child, at)| finish(child, at)));
     }
-    let mut finished = children.into_iter().map(|(child, at)| finish(child, at));
-    let upgraded = finished.next().unwrap();
-    let starts: Vec<Launch> = finished.collect();
+    let upgraded = upgraded.expect("the upgrade ended");
     let ended = Instant::now();
     stop.store(true, Ordering::SeqCst);
     assert_eq!(slow.join().unwrap().unwrap(), "v1: in hand\n");
     let samples = watcher.join().unwrap();
     assert_eq!(upgraded.code(), Some(0), "{upgraded:?}");
     let v2 = read_pid(&sandbox.path("echo.pid"));
+    assert!(starts.len() >= 12, "{} starts", starts.len());
     for start in &starts {
         assert_eq!(start.code(), Some(0), "{start:?}");
         let running = [v1, v2].map(|pid| format!(": already running (pid {pid})\n"));
@@ -348,6 +370,25 @@ fn upgrade_refuses_what_it_cannot_replace() {
     assert_eq!(exchange(port, "still").unwrap(), "still\n");
     signal(pid, libc::SIGTERM);
     wait_for_exit(pid, GONE_TIMEOUT);
+    // A daemon in the foreground (`run`, as under a supervisor) is its supervisor's to replace.
+    let mut command = sandbox.command_for(&binary);
+    command.arg("run").env("ECHO_PORT", port.to_string());
+    let mut running = spawn(&mut command);
+    wait_until("the foreground daemon is ready", LAUNCH_TIMEOUT, || {
+        exchange(port, "up").is_ok()
+    });
+    let pid = running.id() as i32;
+    let refused = upgrade_now(&binary);
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.starts_with(&format!(
+            "echo.bin: cannot upgrade: pid {pid} runs in the foreground"
+        )),
+        "{refused:?}"
+    );
+    assert_eq!(exchange(port, "still").unwrap(), "still\n");
+    signal(pid, libc::SIGTERM);
+    let _ = running.wait();
 }
 
 /// The tunable example installed in the sandbox, serving `echo` on `port` and ignoring a
@@ -430,4 +471,45 @@ fn an_old_daemon_that_ignores_sigterm_is_killed_after_stop_timeout() {
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
     assert_eq!(answering(port), v2);
     assert!(is_locked(&sandbox.pidfile()));
+}
+
+#[test]
+fn a_second_upgrade_meanwhile_is_refused() {
+    let sandbox = Sandbox::new("upgrade-twice");
+    let port = free_port();
+    let (binary, _) = start_v1(&sandbox, "echo", port);
+    install(&sandbox, "echo", &binary);
+    // A request in hand keeps the old daemon, and so the first upgrade, busy for 300 ms.
+    let slow = std::thread::spawn(move || exchange(port, "slow in hand"));
+    std::thread::sleep(Duration::from_millis(50));
+    let command = |prefix: &str| {
+        let mut command = sandbox.command_for(&binary);
+        command
+            .arg("upgrade")
+            .env("ECHO_PORT", port.to_string())
+            .env("ECHO_PREFIX", prefix);
+        command
+    };
+    let first = spawn(&mut command("v2: "));
+    let began = Instant::now();
+    std::thread::sleep(Duration::from_millis(100));
+    let second = launch(&mut command("v3: "));
+    // And `stop` waits for it to be over too.
+    let stop = launch(sandbox.command_for(&binary).arg("stop"));
+    let first = finish(first, began);
+    assert_eq!(first.code(), Some(0), "{first:?}");
+    assert_eq!(second.code(), Some(1), "{second:?}");
+    assert!(
+        second
+            .stderr
+            .starts_with("echo.bin: cannot upgrade: another upgrade is under way (pid "),
+        "{second:?}"
+    );
+    assert_eq!(stop.code(), Some(1), "{stop:?}");
+    assert!(stop.stderr.contains("an upgrade is under way"), "{stop:?}");
+    assert_eq!(slow.join().unwrap().unwrap(), "v1: in hand\n");
+    assert_eq!(exchange(port, "now").unwrap(), "v2: now\n");
+    let v2 = read_pid(&sandbox.path("echo.pid"));
+    signal(v2, libc::SIGTERM);
+    wait_for_exit(v2, GONE_TIMEOUT);
 }
