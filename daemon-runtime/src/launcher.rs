@@ -62,10 +62,11 @@ enum Mode {
 /// in this process), set up; the launcher exits 0 as soon as the daemon is ready, and returns
 /// an error only once nothing of the start is left.
 pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) -> Result<(), Error> {
-    if let Some(count) = prepare::thread_count().filter(|&count| count > 1) {
+    let status = prepare::self_status();
+    if let Some(count) = status.threads.filter(|&count| count > 1) {
         return Err(Error::Threads { count });
     }
-    if let Some(found) = prepare::async_runtime_in_use() {
+    if let Some(found) = prepare::async_runtime_in_use(status.fd_table_size) {
         return Err(Error::AsyncRuntime { found });
     }
     // PID 1 of a PID namespace stays a small init; the service goes on as its child, in the
@@ -151,7 +152,7 @@ pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) ->
         action: SystemAction::Signals,
         source,
     };
-    signals::reset_for_launch().map_err(signals)?;
+    signals::reset_for_launch(status.ignored).map_err(signals)?;
     child::register_exit_and_fork_handlers()?;
     if mode == Mode::Foreground {
         let (mut plan, pidfile) = prepare::prepare(

@@ -19,8 +19,18 @@ use std::sync::OnceLock;
 /// `SIGHUP` is ignored until the daemon is in its own session: a terminal that hangs up while
 /// the launcher or the first child still belong to it must not kill the start half-way
 /// (the `ssh host mysvc` race). The daemon handles `SIGHUP` itself from [`for_daemon`] on.
-pub(crate) fn reset_for_launch() -> io::Result<()> {
+///
+/// `ignored` is the set the process ignores (from `/proc/self/status`): only those are
+/// looked at, a few calls instead of one or two per signal. Without it, every signal is.
+pub(crate) fn reset_for_launch(ignored: Option<u64>) -> io::Result<()> {
+    let listed = |signal: i32| {
+        ignored.map_or(true, |mask| signal > 64 || mask & (1 << (signal - 1)) != 0)
+    };
     for signal in 1..=sys::highest_signal() {
+        let always = [libc::SIGHUP, libc::SIGXFSZ].contains(&signal);
+        if !always && !listed(signal) {
+            continue;
+        }
         match Signal::try_from(signal) {
             Ok(Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) => continue,
             // Until the daemon has written its pid: a file size limit (`ulimit -f`) then

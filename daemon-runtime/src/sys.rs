@@ -90,12 +90,25 @@ pub(crate) fn open_directory(
     openat(dir.unwrap_or(fcntl::AT_FDCWD), name, flags, 0)
 }
 
-/// Whether descriptor `fd` is open (fcntl(2) `F_GETFD`), for the standard descriptors a
-/// launcher may have been started without.
-pub(crate) fn is_open(fd: RawFd) -> bool {
+/// The descriptor flags of `fd` (fcntl(2) `F_GETFD`), `None` if it is not open. For
+/// descriptors no value owns: the standard ones a launcher may have been started without,
+/// and the ones the async-runtime check looks at.
+fn descriptor_flags(fd: RawFd) -> Option<i32> {
     // SAFETY: F_GETFD reads the descriptor's flags and takes no pointer; a closed number only
     // fails with EBADF. No ownership is claimed.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    (flags != -1).then_some(flags)
+}
+
+/// Whether descriptor `fd` is open.
+pub(crate) fn is_open(fd: RawFd) -> bool {
+    descriptor_flags(fd).is_some()
+}
+
+/// Whether descriptor `fd` is open and close-on-exec: this program opened it (an inherited
+/// descriptor cannot be close-on-exec).
+pub(crate) fn is_close_on_exec(fd: RawFd) -> bool {
+    descriptor_flags(fd).is_some_and(|flags| flags & libc::FD_CLOEXEC != 0)
 }
 
 /// Closes descriptor `fd`, which no `OwnedFd` of this process will use again.

@@ -1,0 +1,709 @@
+//! The performance figures of the README, measured side by side in one run:
+//!
+//!     cargo bench --bench daemon
+//!
+//! It builds the examples it starts (release), compiles the C floors with `cc`, and prints,
+//! for each figure, the median over interleaved rounds, the spread (10th to 90th percentile)
+//! and the ratio to a baseline measured in the same run. Linux only; some figures need root
+//! (they say so). BENCHMARKS.md explains each figure and holds one run.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Rounds of each start-up and stop measurement.
+const ROUNDS: usize = 40;
+
+fn main() {
+    // The daemons the programs start end up as this process's children: reaped here.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let bench = Bench::prepare();
+    println!("daemon-runtime benchmark: {}", machine());
+    println!("(median; spread = 10th-90th percentile; ratio = median / baseline median)\n");
+    bench.time_to_ready();
+    bench.stop_latency();
+    bench.overhead();
+    bench.upgrade();
+    bench.cycles();
+    let _ = fs::remove_dir_all(&bench.dir);
+}
+
+/// The machine, for the record.
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+struct Bench {
+    dir: PathBuf,
+    examples: PathBuf,
+    c_floor: PathBuf,
+    c_stop: PathBuf,
+}
+
+/// A start-up program and how to tell it its pidfile.
+struct Starter {
+    name: &'static str,
+    program: PathBuf,
+    pidfile_variable: &'static str,
+}
+
+/// A way to stop the running daemon: the command to run.
+type Stopper<'a> = Box<dyn Fn() -> Command + 'a>;
+
+/// Launch conditions of the start-up figure.
+#[derive(Clone, Copy)]
+enum Condition {
+    Clean,
+    Inherited(usize),
+    Limit(Option<u64>),
+}
+
+impl Condition {
+    fn label(self) -> String {
+        match self {
+            Condition::Clean => "0 inherited descriptors".into(),
+            Condition::Inherited(count) => format!("{count} inherited descriptors"),
+            Condition::Limit(Some(limit)) => format!("RLIMIT_NOFILE {limit}"),
+            Condition::Limit(None) => {
+                format!("RLIMIT_NOFILE at its hard maximum ({})", hard_limit())
+            }
+        }
+    }
+}
+
+fn hard_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is valid for one write.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    limit.rlim_max
+}
+
+fn set_soft_limit(limit: u64) {
+    let hard = hard_limit();
+    let limit = libc::rlimit {
+        rlim_cur: limit.min(hard),
+        rlim_max: hard,
+    };
+    // SAFETY: `limit` is a valid rlimit.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+}
+
+impl Bench {
+    fn prepare() -> Bench {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let built = Command::new(cargo)
+            .args(["build", "--release", "--quiet", "--examples"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo build --release --examples");
+        assert!(built.success(), "building the examples failed");
+        let dir = std::env::temp_dir().join(format!("daemon-bench-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("a directory for the benchmark");
+        let compile = |source: &str, name: &str| {
+            let output = dir.join(name);
+            let compiled = Command::new("cc")
+                .args(["-O2", "-o"])
+                .arg(&output)
+                .arg(root.join("benches").join(source))
+                .status()
+                .expect("cc");
+            assert!(compiled.success(), "cc {source} failed");
+            output
+        };
+        Bench {
+            c_floor: compile("floor.c", "c-floor"),
+            c_stop: compile("stop.c", "c-stop"),
+            examples: target.join("release").join("examples"),
+            dir,
+        }
+    }
+
+    fn example(&self, name: &str) -> PathBuf {
+        self.examples.join(name)
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.dir.join("bench.pid")
+    }
+
+    /// A command with nothing on its standard descriptors and the pidfile in its environment.
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("BENCH_PIDFILE", self.pidfile())
+            .env("PIDFILE", self.pidfile())
+            .env("TMPDIR", &self.dir)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
+    /// Figure 1: spawning the launcher to its exit, with the pidfile naming a live daemon.
+    fn time_to_ready(&self) {
+        let starters = [
+            Starter {
+                name: "Rust floor (raw libc)",
+                program: self.example("bench_floor"),
+                pidfile_variable: "PIDFILE",
+            },
+            Starter {
+                name: "C floor",
+                program: self.c_floor.clone(),
+                pidfile_variable: "PIDFILE",
+            },
+            Starter {
+                name: "daemon-runtime (#[daemon])",
+                program: self.example("bench_ready"),
+                pidfile_variable: "BENCH_PIDFILE",
+            },
+            Starter {
+                name: "daemonize 0.5",
+                program: self.example("bench_daemonize"),
+                pidfile_variable: "PIDFILE",
+            },
+            Starter {
+                name: "fork 0.11 daemon()",
+                program: self.example("bench_fork"),
+                pidfile_variable: "PIDFILE",
+            },
+        ];
+        let conditions = [
+            Condition::Clean,
+            Condition::Inherited(10_000),
+            Condition::Limit(None),
+        ];
+        println!("1. Time to ready: launcher spawned -> exited, pidfile naming a live daemon");
+        for condition in conditions {
+            println!("   {}:", condition.label());
+            let mut times: Vec<Vec<f64>> = vec![Vec::new(); starters.len()];
+            let mut not_ready = vec![0; starters.len()];
+            let _held = hold_descriptors(condition);
+            for _ in 0..ROUNDS {
+                for (index, starter) in starters.iter().enumerate() {
+                    let (elapsed, ready) = self.start_once(starter, condition);
+                    times[index].push(elapsed);
+                    not_ready[index] += usize::from(!ready);
+                }
+            }
+            let baseline = median(&times[0]);
+            for (index, starter) in starters.iter().enumerate() {
+                let note = match not_ready[index] {
+                    0 => String::new(),
+                    n => format!("  not ready when the launcher returned: {n}/{ROUNDS}"),
+                };
+                print_row(starter.name, &times[index], baseline, "ms", &note);
+            }
+        }
+        // Descriptor closing does not depend on the limit, nor much on how many there are.
+        println!("   descriptor closing, daemon-runtime only:");
+        let ours = &starters[2];
+        let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
+        let wide = hard_limit().min(1 << 20);
+        let inherited = (wide.saturating_sub(64) as usize).min(100_000);
+        for condition in [
+            Condition::Limit(Some(1024)),
+            Condition::Limit(None),
+            Condition::Clean,
+            Condition::Inherited(inherited),
+        ] {
+            let _held = hold_descriptors(condition);
+            let times: Vec<f64> = (0..ROUNDS)
+                .map(|_| self.start_once(ours, condition).0)
+                .collect();
+            rows.push((condition.label(), times));
+        }
+        for pair in rows.chunks(2) {
+            let baseline = median(&pair[0].1);
+            for (label, times) in pair {
+                print_row(label, times, baseline, "ms", "");
+            }
+        }
+        println!();
+    }
+
+    /// One start: the launcher's time, and whether the pidfile named a live daemon then.
+    fn start_once(&self, starter: &Starter, condition: Condition) -> (f64, bool) {
+        let pidfile = self.pidfile();
+        let _ = fs::remove_file(&pidfile);
+        let mut command = self.command(&starter.program);
+        command.env(starter.pidfile_variable, &pidfile);
+        if let Condition::Limit(limit) = condition {
+            let limit = limit.unwrap_or_else(hard_limit);
+            // SAFETY: the closure makes one async-signal-safe call between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: hard_limit_raw(),
+                    };
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                    Ok(())
+                });
+            }
+        }
+        let started = Instant::now();
+        let status = command.status().expect("spawn a launcher");
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        assert!(status.success(), "{} failed: {status:?}", starter.name);
+        let ready = live_pid(&pidfile).is_some();
+        // Then the daemon goes: at once, or once it has written its pidfile.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(pid) = live_pid(&pidfile) {
+                kill_and_reap(pid);
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: no daemon", starter.name);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        (elapsed, ready)
+    }
+
+    /// Figure 2: `stop` to its return, against `status` of the same binary, and the others.
+    fn stop_latency(&self) {
+        println!("2. Stop latency: stopper spawned -> returned, the daemon gone");
+        let ours = self.example("bench_ready");
+        let stoppers: [(&str, Stopper); 4] = [
+            (
+                "C floor (pidfd_open, kill, poll)",
+                Box::new(|| self.command(&self.c_stop)),
+            ),
+            (
+                "daemon-runtime `stop`",
+                Box::new(|| {
+                    let mut command = self.command(&ours);
+                    command.arg("stop");
+                    command
+                }),
+            ),
+            (
+                "start-stop-daemon --stop --retry TERM/5",
+                Box::new(|| {
+                    let mut command = self.command(Path::new("start-stop-daemon"));
+                    command
+                        .args(["--stop", "--quiet", "--retry", "TERM/5", "--pidfile"])
+                        .arg(self.pidfile());
+                    command
+                }),
+            ),
+            (
+                "kill, then poll every 100 ms (sh)",
+                Box::new(|| {
+                    let mut command = self.command(Path::new("sh"));
+                    command.args([
+                        "-c",
+                        "pid=$(cat \"$PIDFILE\"); kill \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do sleep 0.1; done",
+                    ]);
+                    command
+                }),
+            ),
+        ];
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); stoppers.len()];
+        let mut status_times = Vec::new();
+        let mut ours_minus_status = Vec::new();
+        for _ in 0..ROUNDS / 2 {
+            for (index, (_, stopper)) in stoppers.iter().enumerate() {
+                let launched = self.command(&ours).status().expect("start");
+                assert!(launched.success());
+                let pid = live_pid(&self.pidfile()).expect("a daemon");
+                // The daemon is this process's child: reaped the moment it exits, so that a
+                // stopper that looks for the process (kill -0) does not see a zombie.
+                let reaper = std::thread::spawn(move || {
+                    let mut status = 0;
+                    // SAFETY: `status` is valid for one write.
+                    unsafe { libc::waitpid(pid, &mut status, 0) };
+                });
+                if index == 1 {
+                    let started = Instant::now();
+                    let said = self.command(&ours).arg("status").status().expect("status");
+                    assert_eq!(said.code(), Some(0));
+                    status_times.push(started.elapsed().as_secs_f64() * 1000.0);
+                }
+                let started = Instant::now();
+                let stopped = stopper().status().expect("a stopper");
+                let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+                assert!(stopped.success(), "{}: {stopped:?}", stoppers[index].0);
+                let _ = reaper.join();
+                times[index].push(elapsed);
+                if index == 1 {
+                    ours_minus_status.push(elapsed - status_times.last().copied().unwrap_or(0.0));
+                }
+            }
+        }
+        let baseline = median(&times[0]);
+        for (index, (name, _)) in stoppers.iter().enumerate() {
+            print_row(name, &times[index], baseline, "ms", "");
+        }
+        print_row(
+            "daemon-runtime `status` (same exec cost)",
+            &status_times,
+            baseline,
+            "ms",
+            "",
+        );
+        let difference = median(&ours_minus_status);
+        println!(
+            "   `stop` minus `status`, per round: median {difference:.3} ms (target: at most 1 ms)\n"
+        );
+    }
+
+    /// Figure 3: what `#[daemon]` adds to a program: memory, threads, size, build time.
+    fn overhead(&self) {
+        println!("3. Overhead of #[daemon]");
+        let idle = |daemon: &str, pidfile: &str, plain: &str| {
+            let mut ours = Vec::new();
+            let mut theirs = Vec::new();
+            for _ in 0..5 {
+                let launched = self.command(&self.example(daemon)).status().expect("start");
+                assert!(launched.success(), "{daemon}");
+                let pid = live_pid(&self.dir.join(pidfile)).expect("a daemon");
+                let mut child = self
+                    .command(&self.example(plain))
+                    .stdout(Stdio::from(
+                        fs::File::create(self.dir.join("plain.log")).expect("a log"),
+                    ))
+                    .spawn()
+                    .expect("the plain program");
+                std::thread::sleep(Duration::from_millis(400));
+                ours.push(process_figures(pid));
+                theirs.push(process_figures(child.id() as i32));
+                kill_and_reap(pid);
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            (ours, theirs)
+        };
+        for (daemon, pidfile, plain, what) in [
+            ("hello", "hello.pid", "plain_hello", "hello"),
+            ("bench_async", "bench.pid", "plain_async", "async, 2 workers"),
+        ] {
+            let (ours, theirs) = idle(daemon, pidfile, plain);
+            let private = |figures: &[(f64, f64)]| figures.iter().map(|f| f.0).collect::<Vec<_>>();
+            let threads = |figures: &[(f64, f64)]| figures.iter().map(|f| f.1).collect::<Vec<_>>();
+            let baseline = median(&private(&theirs));
+            print_row(
+                &format!("{what} without #[daemon]: private memory"),
+                &private(&theirs),
+                baseline,
+                "KiB",
+                "",
+            );
+            print_row(
+                &format!("{what} with #[daemon]: private memory"),
+                &private(&ours),
+                baseline,
+                "KiB",
+                "",
+            );
+            println!(
+                "   {what}: threads {} without, {} with; private memory difference {:+.0} KiB",
+                median(&threads(&theirs)),
+                median(&threads(&ours)),
+                median(&private(&ours)) - baseline
+            );
+        }
+        let size =
+            |name: &str| fs::metadata(self.example(name)).map_or(0.0, |m| m.len() as f64 / 1024.0);
+        let (with, without) = (size("hello"), size("plain_hello"));
+        println!(
+            "   release binary size: hello {with:.0} KiB, plain_hello {without:.0} KiB (ratio {:.2})",
+            with / without
+        );
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let build = |name: &str| {
+            let source = root.join("examples").join(format!("{name}.rs"));
+            let file = fs::File::options()
+                .append(true)
+                .open(&source)
+                .expect("the source");
+            file.set_modified(std::time::SystemTime::now())
+                .expect("touch");
+            let started = Instant::now();
+            let built = Command::new(&cargo)
+                .args(["build", "--release", "--quiet", "--example", name])
+                .current_dir(&root)
+                .status()
+                .expect("cargo build");
+            assert!(built.success());
+            started.elapsed().as_secs_f64() * 1000.0
+        };
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            with.push(build("hello"));
+            without.push(build("plain_hello"));
+        }
+        let baseline = median(&without);
+        print_row(
+            "build of plain_hello after a touch (release)",
+            &without,
+            baseline,
+            "ms",
+            "",
+        );
+        print_row(
+            "build of hello after a touch (release)",
+            &with,
+            baseline,
+            "ms",
+            "",
+        );
+        println!();
+    }
+
+    /// Figure 4a: `upgrade` under clients that hammer the port.
+    fn upgrade(&self) {
+        println!("4. Cost at scale");
+        let echo = self.example("echo");
+        let mut durations = Vec::new();
+        let mut gaps = Vec::new();
+        let mut failures = 0;
+        for _ in 0..5 {
+            let port = free_port();
+            let mut start = self.command(&echo);
+            start.env("ECHO_PORT", port.to_string());
+            assert!(start.status().expect("echo").success());
+            let old = live_pid(&self.dir.join("echo.pid")).expect("echo runs");
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let clients: Vec<_> = (0..4)
+                .map(|_| {
+                    let stop = std::sync::Arc::clone(&stop);
+                    std::thread::spawn(move || {
+                        let mut answered = Vec::new();
+                        let mut failed = 0;
+                        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                            match exchange(port) {
+                                true => answered.push(Instant::now()),
+                                false => failed += 1,
+                            }
+                        }
+                        (answered, failed)
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(200));
+            let began = Instant::now();
+            let mut upgrade = self.command(&echo);
+            upgrade.arg("upgrade").env("ECHO_PORT", port.to_string());
+            assert!(upgrade.status().expect("upgrade").success());
+            let ended = Instant::now();
+            durations.push((ended - began).as_secs_f64() * 1000.0);
+            std::thread::sleep(Duration::from_millis(200));
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut answered = Vec::new();
+            for client in clients {
+                let (times, failed) = client.join().expect("a client");
+                answered.extend(times);
+                failures += failed;
+            }
+            answered.sort();
+            let gap = answered
+                .windows(2)
+                .filter(|pair| pair[1] > began && pair[0] < ended)
+                .map(|pair| (pair[1] - pair[0]).as_secs_f64() * 1000.0)
+                .fold(0.0, f64::max);
+            gaps.push(gap);
+            let _ = old;
+            let new = live_pid(&self.dir.join("echo.pid")).expect("echo runs");
+            let mut stop = self.command(&echo);
+            stop.arg("stop");
+            let reaper = std::thread::spawn(move || {
+                let mut status = 0;
+                // SAFETY: `status` is valid for one write.
+                unsafe { libc::waitpid(new, &mut status, 0) };
+            });
+            let _ = stop.status();
+            let _ = reaper.join();
+        }
+        let baseline = median(&durations);
+        print_row(
+            "upgrade: invoked -> old daemon gone (echo)",
+            &durations,
+            baseline,
+            "ms",
+            "",
+        );
+        print_row(
+            "longest gap between two answers meanwhile",
+            &gaps,
+            baseline,
+            "ms",
+            "",
+        );
+        println!("   connections that failed during the upgrades: {failures}");
+    }
+
+    /// Figure 4b: start/stop cycles, and what bounds them.
+    fn cycles(&self) {
+        let ours = self.example("bench_ready");
+        let (mut starts, mut stops) = (Vec::new(), Vec::new());
+        let count = 200;
+        let began = Instant::now();
+        for _ in 0..count {
+            let started = Instant::now();
+            assert!(self.command(&ours).status().expect("start").success());
+            starts.push(started.elapsed().as_secs_f64() * 1000.0);
+            let pid = live_pid(&self.pidfile()).expect("a daemon");
+            let reaper = std::thread::spawn(move || {
+                let mut status = 0;
+                // SAFETY: `status` is valid for one write.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+            });
+            let stopped = Instant::now();
+            assert!(self
+                .command(&ours)
+                .arg("stop")
+                .status()
+                .expect("stop")
+                .success());
+            stops.push(stopped.elapsed().as_secs_f64() * 1000.0);
+            let _ = reaper.join();
+        }
+        let per_minute = count as f64 / began.elapsed().as_secs_f64() * 60.0;
+        println!(
+            "   {count} start/stop cycles: {per_minute:.0} per minute (start median {:.2} ms, stop median {:.2} ms: two process starts each, no sleep)",
+            median(&starts),
+            median(&stops)
+        );
+    }
+}
+
+fn hard_limit_raw() -> libc::rlim_t {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is valid for one write; getrlimit is async-signal-safe.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    limit.rlim_max
+}
+
+/// Opens `count` descriptors (not close-on-exec) for the launchers to inherit, while held.
+fn hold_descriptors(condition: Condition) -> Vec<std::os::fd::OwnedFd> {
+    let Condition::Inherited(count) = condition else {
+        return Vec::new();
+    };
+    set_soft_limit(count as u64 + 256);
+    let null = fs::File::open("/dev/null").expect("/dev/null");
+    (0..count)
+        .map(|_| {
+            let copy = null.try_clone().expect("a descriptor");
+            // std makes it close-on-exec: clear that, so that launchers inherit it.
+            let fd = std::os::fd::OwnedFd::from(copy);
+            // SAFETY: fcntl on a descriptor we own.
+            unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_SETFD, 0) };
+            fd
+        })
+        .collect()
+}
+
+/// The pid the pidfile names, if that process is alive (not a zombie).
+fn live_pid(pidfile: &Path) -> Option<i32> {
+    let pid: i32 = fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+    (state != "Z").then_some(pid)
+}
+
+fn kill_and_reap(pid: i32) {
+    // SAFETY: kill and waitpid with integers and a valid pointer.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while libc::waitpid(pid, &mut status, 0) < 0 && Instant::now() < deadline {
+            // Not our child yet (its parent has not exited): wait for the reparenting.
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+}
+
+/// Private memory (KiB, from smaps_rollup) and threads of a process.
+fn process_figures(pid: i32) -> (f64, f64) {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let private: f64 = rollup
+        .lines()
+        .filter(|line| line.starts_with("Private_"))
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .sum();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0.0);
+    (private, threads)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// One request on a new connection; whether it was answered.
+fn exchange(port: u16) -> bool {
+    use std::io::{BufRead, Write};
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if writeln!(stream, "ping").is_err() {
+        return false;
+    }
+    let mut reply = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut reply)
+        .is_ok()
+        && reply.ends_with("ping\n")
+}
+
+fn median(samples: &[f64]) -> f64 {
+    percentile(samples, 0.5)
+}
+
+fn percentile(samples: &[f64], fraction: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
+}
+
+fn print_row(name: &str, samples: &[f64], baseline: f64, unit: &str, note: &str) {
+    let m = median(samples);
+    println!(
+        "   {name:<52} {m:>9.3} {unit}  spread {:>8.3}-{:<8.3}  ratio {:>5.2}{note}",
+        percentile(samples, 0.1),
+        percentile(samples, 0.9),
+        m / baseline
+    );
+}
