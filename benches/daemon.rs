@@ -7,6 +7,11 @@
 //! and the ratio to a baseline measured in the same run. Linux only; some figures need root
 //! (they say so). BENCHMARKS.md explains each figure and holds one run.
 
+#[path = "../tests/daemon/support.rs"]
+mod support;
+#[path = "../tests/daemon/systemd_boot.rs"]
+mod systemd_boot;
+
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -28,6 +33,7 @@ fn main() {
     bench.overhead();
     bench.upgrade();
     bench.cycles();
+    bench.under_systemd();
     let _ = fs::remove_dir_all(&bench.dir);
 }
 
@@ -399,31 +405,39 @@ impl Bench {
         };
         for (daemon, pidfile, plain, what) in [
             ("hello", "hello.pid", "plain_hello", "hello"),
-            ("bench_async", "bench.pid", "plain_async", "async, 2 workers"),
+            (
+                "bench_async",
+                "bench.pid",
+                "plain_async",
+                "async, 2 workers",
+            ),
         ] {
             let (ours, theirs) = idle(daemon, pidfile, plain);
-            let private = |figures: &[(f64, f64)]| figures.iter().map(|f| f.0).collect::<Vec<_>>();
-            let threads = |figures: &[(f64, f64)]| figures.iter().map(|f| f.1).collect::<Vec<_>>();
-            let baseline = median(&private(&theirs));
-            print_row(
-                &format!("{what} without #[daemon]: private memory"),
-                &private(&theirs),
-                baseline,
-                "KiB",
-                "",
-            );
-            print_row(
-                &format!("{what} with #[daemon]: private memory"),
-                &private(&ours),
-                baseline,
-                "KiB",
-                "",
-            );
+            type Figures = [(f64, f64, f64)];
+            fn dirty(figures: &Figures) -> Vec<f64> {
+                figures.iter().map(|f| f.0).collect()
+            }
+            fn clean(figures: &Figures) -> Vec<f64> {
+                figures.iter().map(|f| f.1).collect()
+            }
+            let threads = |figures: &Figures| figures.iter().map(|f| f.2).collect::<Vec<_>>();
+            type Column = fn(&Figures) -> Vec<f64>;
+            let kinds: [(&str, Column); 2] = [
+                ("anonymous memory", dirty),
+                ("private file-backed memory", clean),
+            ];
+            for (kind, of) in kinds {
+                let baseline = median(&of(&theirs));
+                let without = format!("{what} without #[daemon]: {kind}");
+                print_row(&without, &of(&theirs), baseline, "KiB", "");
+                let with = format!("{what} with #[daemon]: {kind}");
+                print_row(&with, &of(&ours), baseline, "KiB", "");
+            }
             println!(
-                "   {what}: threads {} without, {} with; private memory difference {:+.0} KiB",
+                "   {what}: threads {} without, {} with; anonymous memory {:+.0} KiB",
                 median(&threads(&theirs)),
                 median(&threads(&ours)),
-                median(&private(&ours)) - baseline
+                median(&dirty(&ours)) - median(&dirty(&theirs))
             );
         }
         let size =
@@ -592,6 +606,72 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Figure 4c: `systemctl start` to active, `Type=notify` against `Type=forking`, under
+    /// systemd 252 booted as PID 1 of private namespaces (root only).
+    fn under_systemd(&self) {
+        // SAFETY: geteuid takes nothing and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("   under systemd: needs root, not measured");
+            return;
+        }
+        let sandbox = support::Sandbox::new("bench-systemd");
+        let Some(systemd) = systemd_boot::Systemd::boot(&sandbox) else {
+            println!("   under systemd: systemd could not be booted here, not measured");
+            return;
+        };
+        let ours = self.example("bench_ready");
+        let units = [
+            ("notify.service", "Type=notify".to_owned()),
+            (
+                "forking.service",
+                format!(
+                    "Type=forking\nPIDFile={}",
+                    sandbox.path("forking.pid").display()
+                ),
+            ),
+        ];
+        for (unit, kind) in &units {
+            let pidfile = sandbox.path(&unit.replace(".service", ".pid"));
+            systemd.install(
+                unit,
+                &format!(
+                    "[Service]\n{kind}\nExecStart={}\nEnvironment=BENCH_PIDFILE={} DAEMON_TEST_SANDBOX={}\n",
+                    ours.display(),
+                    pidfile.display(),
+                    sandbox.dir.display()
+                ),
+            );
+        }
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); units.len()];
+        let mut calls = Vec::new();
+        for _ in 0..10 {
+            // What a systemctl call costs by itself, from here (nsenter, systemctl, D-Bus).
+            let started = Instant::now();
+            systemd.systemctl(&["is-system-running"]);
+            calls.push(started.elapsed().as_secs_f64() * 1000.0);
+            for (index, (unit, _)) in units.iter().enumerate() {
+                let started = Instant::now();
+                systemd.start(unit);
+                times[index].push(started.elapsed().as_secs_f64() * 1000.0);
+                let stopped = systemd.systemctl(&["stop", unit]);
+                assert_eq!(stopped.code(), Some(0), "{stopped:?}");
+            }
+        }
+        let baseline = median(&times[0]);
+        println!("   under systemd 252, `systemctl start` -> active:");
+        print_row(
+            "Type=notify (the generated unit)",
+            &times[0],
+            baseline,
+            "ms",
+            "",
+        );
+        print_row("Type=forking, PIDFile=", &times[1], baseline, "ms", "");
+        print_row("a systemctl call by itself", &calls, baseline, "ms", "");
+    }
+}
+
 fn hard_limit_raw() -> libc::rlim_t {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -642,21 +722,27 @@ fn kill_and_reap(pid: i32) {
     }
 }
 
-/// Private memory (KiB, from smaps_rollup) and threads of a process.
-fn process_figures(pid: i32) -> (f64, f64) {
+/// Anonymous memory (KiB: heap, stacks, data written, all private here), private file-backed
+/// memory (KiB: pages of the binary and libraries that no other process maps; dirty as long
+/// as a freshly built binary is not written back) and threads of a process.
+fn process_figures(pid: i32) -> (f64, f64, f64) {
     let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    let private: f64 = rollup
-        .lines()
-        .filter(|line| line.starts_with("Private_"))
-        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .sum();
+    let field = |name: &str| -> f64 {
+        rollup
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let threads = status
         .lines()
         .find_map(|line| line.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0.0);
-    (private, threads)
+    let anonymous = field("Anonymous:");
+    let private = field("Private_Dirty:") + field("Private_Clean:");
+    (anonymous, private - anonymous, threads)
 }
 
 fn free_port() -> u16 {

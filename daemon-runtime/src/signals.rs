@@ -23,9 +23,8 @@ use std::sync::OnceLock;
 /// `ignored` is the set the process ignores (from `/proc/self/status`): only those are
 /// looked at, a few calls instead of one or two per signal. Without it, every signal is.
 pub(crate) fn reset_for_launch(ignored: Option<u64>) -> io::Result<()> {
-    let listed = |signal: i32| {
-        ignored.map_or(true, |mask| signal > 64 || mask & (1 << (signal - 1)) != 0)
-    };
+    let listed =
+        |signal: i32| ignored.map_or(true, |mask| signal > 64 || mask & (1 << (signal - 1)) != 0);
     for signal in 1..=sys::highest_signal() {
         let always = [libc::SIGHUP, libc::SIGXFSZ].contains(&signal);
         if !always && !listed(signal) {

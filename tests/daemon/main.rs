@@ -18,4 +18,5 @@ mod stress;
 mod supervisors;
 mod support;
 mod systemd;
+mod systemd_boot;
 mod upgrade;
