@@ -152,7 +152,8 @@ pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) ->
         action: SystemAction::Signals,
         source,
     };
-    signals::reset_for_launch(status.ignored).map_err(signals)?;
+    // Read again: a user database lookup above may have set a disposition meanwhile.
+    signals::reset_for_launch(prepare::self_status().ignored).map_err(signals)?;
     child::register_exit_and_fork_handlers()?;
     if mode == Mode::Foreground {
         let (mut plan, pidfile) = prepare::prepare(

@@ -325,10 +325,12 @@ pub(crate) fn async_runtime_in_use(fd_table_size: Option<u64>) -> Option<String>
     // Only close-on-exec descriptors: an inherited one cannot be. Their numbers are tried up
     // to the size of the descriptor table (`FDSize`): one fcntl(2) each, cheaper by far than
     // listing /proc/self/fd, which takes milliseconds per thousand descriptors. The links are
-    // read for the close-on-exec ones alone.
+    // read for the close-on-exec ones alone. (0-2 too: a program may have closed its stdio.)
+    // A huge table (one inherited descriptor with a high number makes it so) is listed
+    // instead: a listing costs per open descriptor, the numbers per slot.
     let numbers: Box<dyn Iterator<Item = i32>> = match fd_table_size {
-        Some(size) => Box::new(3..size.min(i32::MAX as u64) as i32),
-        None => Box::new(
+        Some(size) if size <= 65_536 => Box::new(0..size as i32),
+        _ => Box::new(
             std::fs::read_dir("/proc/self/fd")
                 .ok()?
                 .flatten()
