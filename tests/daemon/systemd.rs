@@ -42,6 +42,17 @@ fn activated_units(sandbox: &Sandbox, port: u16) -> (String, String) {
     (print(&["unit"]), print(&["unit", "socket"]))
 }
 
+/// Installs the activated example's units, and starts the socket: the first connection to
+/// the port returned starts the service.
+fn listen_through_systemd(sandbox: &Sandbox, systemd: &Systemd) -> u16 {
+    let port = free_port();
+    let (service, socket) = activated_units(sandbox, port);
+    systemd.install("activated.service", &service);
+    systemd.install("activated-echo.socket", &socket);
+    systemd.start("activated-echo.socket");
+    port
+}
+
 /// A pid of systemd's namespace, as the machine sees it.
 fn host_pid(systemd: &Systemd, ns_pid: i32) -> i32 {
     processes_in_namespace_of(systemd.pid)
@@ -112,11 +123,7 @@ fn the_generated_socket_activates_the_service_on_the_first_connection() {
     ) else {
         return;
     };
-    let port = free_port();
-    let (service, socket) = activated_units(&sandbox, port);
-    systemd.install("activated.service", &service);
-    systemd.install("activated-echo.socket", &socket);
-    systemd.start("activated-echo.socket");
+    let port = listen_through_systemd(&sandbox, &systemd);
     assert_eq!(
         systemd.property("activated.service", "ActiveState"),
         "inactive"
@@ -305,11 +312,7 @@ fn under_systemd_upgrade_says_to_restart_and_a_restart_keeps_connections_queued(
     ) else {
         return;
     };
-    let port = free_port();
-    let (service, socket) = activated_units(&sandbox, port);
-    systemd.install("activated.service", &service);
-    systemd.install("activated-echo.socket", &socket);
-    systemd.start("activated-echo.socket");
+    let port = listen_through_systemd(&sandbox, &systemd);
     let first = answering_pid(port);
     // `upgrade` leaves a unit's main process to systemd, and says what to do instead (run
     // in systemd's namespaces, where the pidfile's pid is the daemon's).

@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -405,6 +406,17 @@ fn start_tunable(sandbox: &Sandbox, port: u16) -> (PathBuf, i32) {
     (binary, sandbox.daemon_pid())
 }
 
+/// `upgrade` of the tunable example at `binary`, on `port`, in `mode`.
+fn tunable_upgrade(sandbox: &Sandbox, binary: &Path, port: u16, mode: &str) -> Command {
+    let mut command = sandbox.command_for(binary);
+    command
+        .arg("upgrade")
+        .env("CONTROL", "1")
+        .env("MODE", mode)
+        .env("LISTEN", format!("echo=127.0.0.1:{port}"));
+    command
+}
+
 fn answering(port: u16) -> i32 {
     let answer = exchange(port, "who").unwrap();
     answer
@@ -418,14 +430,10 @@ fn a_new_binary_that_hangs_is_bounded_by_ready_timeout() {
     let sandbox = Sandbox::new("upgrade-hang");
     let port = free_port();
     let (binary, v1) = start_tunable(&sandbox, port);
-    let mut command = sandbox.command_for(&binary);
+    let mut command = tunable_upgrade(&sandbox, &binary, port, "hang");
     command
-        .arg("upgrade")
-        .env("CONTROL", "1")
-        .env("MODE", "hang")
         .env("READY", "manual")
-        .env("READY_TIMEOUT_MS", "300")
-        .env("LISTEN", format!("echo=127.0.0.1:{port}"));
+        .env("READY_TIMEOUT_MS", "300");
     let refused = launch(&mut command);
     assert_eq!(refused.code(), Some(1), "{refused:?}");
     assert!(
@@ -448,13 +456,8 @@ fn an_old_daemon_that_ignores_sigterm_is_killed_after_stop_timeout() {
     let sandbox = Sandbox::new("upgrade-stubborn");
     let port = free_port();
     let (binary, v1) = start_tunable(&sandbox, port);
-    let mut command = sandbox.command_for(&binary);
-    command
-        .arg("upgrade")
-        .env("CONTROL", "1")
-        .env("MODE", "serve")
-        .env("STOP_TIMEOUT_SECS", "1")
-        .env("LISTEN", format!("echo=127.0.0.1:{port}"));
+    let mut command = tunable_upgrade(&sandbox, &binary, port, "serve");
+    command.env("STOP_TIMEOUT_SECS", "1");
     let upgraded = launch(&mut command);
     assert_eq!(upgraded.code(), Some(0), "{upgraded:?}");
     let v2 = sandbox.daemon_pid();
