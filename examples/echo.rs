@@ -63,7 +63,13 @@ fn main() -> Result<(), String> {
         }
         connections.retain(|connection| !connection.is_finished());
     }
-    drop(listener); // no new connections from here on
+    // Connections already queued are answered too (closing the socket would reset them);
+    // from then on, new ones are refused.
+    while let Ok((stream, _)) = listener.accept() {
+        let prefix = prefix.clone();
+        connections.push(std::thread::spawn(move || serve(stream, &prefix)));
+    }
+    drop(listener);
     println!(
         "echo: shutting down, {} connection(s) to finish",
         connections.len()

@@ -69,7 +69,14 @@ pub async fn serve(listener: std::net::TcpListener) -> io::Result<()> {
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-    drop(listener); // new connections are refused from here on
+    // Connections that were already queued when the shutdown came are answered too (closing
+    // the socket would reset them); from then on, new ones are refused.
+    let listener = listener.into_std()?;
+    while let Ok((stream, _)) = listener.accept() {
+        stream.set_nonblocking(true)?;
+        connections.spawn(answer(TcpStream::from_std(stream)?, prefix.clone()));
+    }
+    drop(listener);
     tracing::info!(
         "shutting down, {} connection(s) to finish",
         connections.len()

@@ -95,9 +95,21 @@ fn every_arrangement_serves_from_its_workers_and_stops_gracefully() {
 
         // SIGTERM in the middle of a 600 ms request: the answer still comes, a new connection
         // is refused meanwhile, then exit 0 and no pidfile.
+        let log = sandbox.path(&format!("{example}.log"));
+        let accepted = || {
+            fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches(" connection ")
+                .count()
+        };
+        let before = accepted();
         let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
         slow.set_read_timeout(Some(GONE_TIMEOUT)).unwrap();
         writeln!(slow, "slow goodbye").unwrap();
+        // Accepted, and its line on the way: in the middle of the request.
+        wait_until("the slow connection is accepted", GONE_TIMEOUT, || {
+            accepted() > before
+        });
         std::thread::sleep(Duration::from_millis(100));
         let signalled = Instant::now();
         signal(pid, libc::SIGTERM);

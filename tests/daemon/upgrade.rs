@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// What one client saw: every failure, and each reply with when it came.
+/// What one client saw: every failure, and each reply with when its request was sent.
 #[derive(Debug, Default)]
 pub struct Seen {
     pub failures: Vec<String>,
@@ -44,9 +44,12 @@ impl Clients {
                         } else {
                             text.clone()
                         };
+                        // When the request left: one sent after the upgrade returned must be
+                        // answered by the new daemon (a reply read later may be the old one's).
+                        let sent = Instant::now();
                         match exchange(port, &request) {
                             Ok(reply) => match reply.strip_suffix(&format!("{text}\n")) {
-                                Some(prefix) => seen.replies.push((Instant::now(), prefix.into())),
+                                Some(prefix) => seen.replies.push((sent, prefix.into())),
                                 None => seen.failures.push(format!("{request}: {reply:?}")),
                             },
                             Err(error) => seen.failures.push(format!("{request}: {error}")),
