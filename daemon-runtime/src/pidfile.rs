@@ -115,7 +115,7 @@ impl Pidfile {
                 id,
                 adopted: false,
             };
-            if !matches!(sys::lstat(&c_path), Ok(now) if now.same_file(id)) {
+            if !pidfile.still_at_path() {
                 continue; // dropping `pidfile` closes it
             }
             if let Err(error) = sys::ftruncate(pidfile.fd.as_fd(), 0) {
@@ -142,18 +142,19 @@ impl Pidfile {
     pub(crate) fn adopt(fd: OwnedFd, path: PathBuf) -> io::Result<Pidfile> {
         let c_path = paths::c_string(&path)?;
         let id = sys::fstat(fd.as_fd())?;
-        if !matches!(sys::lstat(&c_path), Ok(now) if now.same_file(id)) {
-            return Err(io::Error::other(
-                "the daemon's pidfile is not the file at that path any more",
-            ));
-        }
-        Ok(Pidfile {
+        let pidfile = Pidfile {
             fd,
             path,
             c_path,
             id,
             adopted: true,
-        })
+        };
+        if !pidfile.still_at_path() {
+            return Err(io::Error::other(
+                "the daemon's pidfile is not the file at that path any more",
+            ));
+        }
+        Ok(pidfile)
     }
 
     /// Its descriptor's number, for the sweep of inherited descriptors to keep.
@@ -302,17 +303,7 @@ pub(crate) fn write_daemon_pid(pid: sys::pid_t) -> io::Result<()> {
 /// The number of a descriptor of process `pid` that holds the lock on the file `id` (from
 /// `/proc/PID/fdinfo`), if one does.
 pub(crate) fn locking_descriptor(pid: u32, id: FileId) -> Option<RawFd> {
-    let needle = lock_needle(id);
-    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .ok()?
-        .flatten()
-        .find(|entry| {
-            std::fs::read_to_string(entry.path()).is_ok_and(|info| {
-                info.lines()
-                    .any(|line| line.starts_with("lock:") && line.contains(&needle))
-            })
-        })
-        .and_then(|entry| entry.file_name().to_str()?.parse().ok())
+    locking_entry(pid, &lock_needle(id)).flatten()
 }
 
 /// What a pidfile says about the service, by its lock (SPEC §8 `status`).
@@ -434,13 +425,20 @@ fn lock_needle(id: FileId) -> String {
 /// Whether a lock line of one of `pid`'s open files names `needle` (see [`lock_needle`]);
 /// `None` where `/proc/PID/fdinfo` cannot be read.
 fn locks_in_fdinfo(pid: u32, needle: &str) -> Option<bool> {
+    locking_entry(pid, needle).map(|found| found.is_some())
+}
+
+/// The first of `pid`'s descriptors whose fdinfo has a lock line naming `needle`: `None`
+/// where `/proc/PID/fdinfo` cannot be read, `Some(None)` where none has.
+fn locking_entry(pid: u32, needle: &str) -> Option<Option<RawFd>> {
     let entries = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
-    Some(entries.flatten().any(|entry| {
+    let found = entries.flatten().find(|entry| {
         std::fs::read_to_string(entry.path()).is_ok_and(|info| {
             info.lines()
                 .any(|line| line.starts_with("lock:") && line.contains(needle))
         })
-    }))
+    });
+    Some(found.and_then(|entry| entry.file_name().to_str()?.parse().ok()))
 }
 
 /// Every other process that holds a lock on the file `id`, as far as `/proc` shows.
