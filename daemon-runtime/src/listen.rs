@@ -188,30 +188,45 @@ impl Entry {
     /// expanding it, replacing a stale socket file nobody listens on.
     /// The socket, and for a unix one the path of the file the bind created.
     fn bind(&self, cwd: &mut Cwd) -> io::Result<(OwnedFd, Option<PathBuf>)> {
-        match &self.address {
-            Address::Tcp(address) => {
-                let address =
-                    paths::expand_only("listen", Path::new(address)).map_err(|error| {
-                        io::Error::new(io::ErrorKind::InvalidInput, error.to_string())
-                    })?;
-                let address = address.to_string_lossy();
-                let addresses: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
+        match self.target(cwd)? {
+            Target::Tcp(addresses) => {
                 TcpListener::bind(&addresses[..]).map(|listener| (OwnedFd::from(listener), None))
             }
-            Address::Unix(template) => {
-                let path = paths::resolve("listen", template, cwd).map_err(|error| {
-                    io::Error::new(io::ErrorKind::InvalidInput, error.to_string())
-                })?;
+            Target::Unix(path) => {
                 remove_stale_socket(&path)?;
                 UnixListener::bind(&path).map(|listener| (OwnedFd::from(listener), Some(path)))
             }
         }
     }
+
+    /// Where it listens: its addresses (expanded, resolved), or its socket file's path
+    /// (expanded, absolute).
+    pub(crate) fn target(&self, cwd: &mut Cwd) -> io::Result<Target> {
+        let invalid =
+            |error: crate::Error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string());
+        match &self.address {
+            Address::Tcp(address) => {
+                let address = paths::expand_only("listen", Path::new(address)).map_err(invalid)?;
+                let addresses = address.to_string_lossy().to_socket_addrs()?.collect();
+                Ok(Target::Tcp(addresses))
+            }
+            Address::Unix(template) => paths::resolve("listen", template, cwd)
+                .map(Target::Unix)
+                .map_err(invalid),
+        }
+    }
 }
 
-impl Entry {
-    /// Whether `fd` is a listening socket at this entry's address (`upgrade` looks for it
-    /// among the running daemon's descriptors). A TCP entry with port 0 matches any port.
+/// Where an entry listens, see [`Entry::target`].
+#[derive(Debug)]
+pub(crate) enum Target {
+    Tcp(Vec<SocketAddr>),
+    Unix(PathBuf),
+}
+
+impl Target {
+    /// Whether `fd` is a listening socket here (`upgrade` looks for it among the running
+    /// daemon's descriptors). A TCP address with port 0 matches any port.
     pub(crate) fn is_listening_at(&self, fd: BorrowedFd) -> bool {
         use nix::sys::socket::{getsockopt, sockopt};
         if !getsockopt(&fd, sockopt::AcceptConn).unwrap_or(false) {
@@ -221,32 +236,23 @@ impl Entry {
         let Ok(copy) = fd.try_clone_to_owned() else {
             return false;
         };
-        match &self.address {
-            Address::Tcp(address) => {
-                let Ok(address) = paths::expand_only("listen", Path::new(address)) else {
-                    return false;
-                };
+        match self {
+            Target::Tcp(wanted) => {
                 let Ok(bound) = TcpListener::from(copy).local_addr() else {
                     return false; // not a TCP socket
                 };
-                let wanted = address.to_string_lossy().to_socket_addrs();
-                wanted.is_ok_and(|mut wanted| {
-                    wanted.any(|want| {
-                        want.ip() == bound.ip() && (want.port() == 0 || want.port() == bound.port())
-                    })
+                wanted.iter().any(|want| {
+                    want.ip() == bound.ip() && (want.port() == 0 || want.port() == bound.port())
                 })
             }
-            Address::Unix(template) => {
-                let Ok(path) = paths::resolve("listen", template, &mut Cwd::default()) else {
-                    return false;
-                };
-                UnixListener::from(copy)
-                    .local_addr()
-                    .is_ok_and(|bound| bound.as_pathname() == Some(path.as_path()))
-            }
+            Target::Unix(path) => UnixListener::from(copy)
+                .local_addr()
+                .is_ok_and(|bound| bound.as_pathname() == Some(path.as_path())),
         }
     }
+}
 
+impl Entry {
     /// The entry as written.
     pub(crate) fn written(&self) -> &str {
         &self.written

@@ -17,7 +17,7 @@
 //! replace: there, socket activation and `systemctl restart` do the job.
 
 use crate::control::Process;
-use crate::listen::Entry;
+use crate::listen::{Entry, Target};
 use crate::output::{complain, say};
 use crate::pidfile::{self, Pidfile};
 use crate::sys::{self, FileId, Signal};
@@ -260,16 +260,27 @@ fn take(
     let pidfile = Pidfile::adopt(get(number)?, pidfile_path.to_owned())
         .map_err(|error| refused(code::FAILURE, format!("pidfile: {error}")))?;
     let mut sockets = Vec::new();
+    // Each entry expanded and resolved once; one that cannot be matches no socket.
+    let mut cwd = crate::paths::Cwd::default();
+    let targets: Vec<Option<Target>> = entries
+        .iter()
+        .map(|entry| entry.target(&mut cwd).ok())
+        .collect();
     let mut found: Vec<Option<OwnedFd>> = entries.iter().map(|_| None).collect();
     for (number, target) in descriptors(pid) {
         if !target.starts_with("socket:") {
             continue;
         }
         let Ok(fd) = get(number) else { continue };
-        if let Some(slot) = entries
+        if let Some(slot) = targets
             .iter()
             .zip(found.iter_mut())
-            .find(|(entry, slot)| slot.is_none() && entry.is_listening_at(fd.as_fd()))
+            .find(|(target, slot)| {
+                slot.is_none()
+                    && target
+                        .as_ref()
+                        .is_some_and(|t| t.is_listening_at(fd.as_fd()))
+            })
             .map(|(_, slot)| slot)
         {
             *slot = Some(fd);
