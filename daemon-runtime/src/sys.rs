@@ -643,34 +643,32 @@ pub(crate) fn wait_readable(fd: BorrowedFd, timeout_ms: i32) -> io::Result<bool>
 
 /// poll(2) for readability of up to two descriptors, waiting at most `timeout_ms` (-1:
 /// forever): which of them are readable (or at end, or in error). `Err(Interrupted)` when a
-/// signal handler ran.
+/// signal handler ran. Allocates nothing.
 pub(crate) fn poll_readable(
     fds: [Option<BorrowedFd>; 2],
     timeout_ms: i32,
 ) -> io::Result<[bool; 2]> {
-    let mut polled: Vec<PollFd> = fds
-        .iter()
-        .flatten()
-        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-        .collect();
     let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::NONE);
-    nix::poll::poll(&mut polled, timeout).map_err(io::Error::from)?;
-    let mut readable = polled
-        .iter()
-        .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()));
-    let mut result = [false; 2];
-    for (slot, fd) in result.iter_mut().zip(&fds) {
-        if fd.is_some() {
-            *slot = readable.next().unwrap_or(false);
-        }
-    }
-    Ok(result)
+    readable_of(fds, |polled| {
+        nix::poll::poll(polled, timeout)
+            .map(drop)
+            .map_err(io::Error::from)
+    })
 }
 
 /// poll(2) on up to two descriptors, with every signal unblocked only while it waits
 /// (ppoll(2); elsewhere, unblocked around poll(2)): which of them are readable.
 /// `Err(Interrupted)` when a signal handler ran. Allocates nothing.
 pub(crate) fn wait_either(fds: [Option<BorrowedFd>; 2], timeout_ms: i32) -> io::Result<[bool; 2]> {
+    readable_of(fds, |polled| sleep_in_poll(polled, timeout_ms))
+}
+
+/// Which of up to two descriptors are readable once `sleep` has polled them (for `POLLIN`),
+/// in an array on the stack.
+fn readable_of(
+    fds: [Option<BorrowedFd>; 2],
+    sleep: impl FnOnce(&mut [PollFd]) -> io::Result<()>,
+) -> io::Result<[bool; 2]> {
     fn poll(fd: BorrowedFd) -> PollFd {
         PollFd::new(fd, PollFlags::POLLIN)
     }
@@ -680,21 +678,21 @@ pub(crate) fn wait_either(fds: [Option<BorrowedFd>; 2], timeout_ms: i32) -> io::
     match fds {
         [Some(a), Some(b)] => {
             let mut polled = [poll(a), poll(b)];
-            sleep_in_poll(&mut polled, timeout_ms)?;
+            sleep(&mut polled)?;
             Ok([readable(&polled[0]), readable(&polled[1])])
         }
         [Some(a), None] => {
             let mut polled = [poll(a)];
-            sleep_in_poll(&mut polled, timeout_ms)?;
+            sleep(&mut polled)?;
             Ok([readable(&polled[0]), false])
         }
         [None, Some(b)] => {
             let mut polled = [poll(b)];
-            sleep_in_poll(&mut polled, timeout_ms)?;
+            sleep(&mut polled)?;
             Ok([false, readable(&polled[0])])
         }
         [None, None] => {
-            sleep_in_poll(&mut [], timeout_ms)?;
+            sleep(&mut [])?;
             Ok([false, false])
         }
     }
