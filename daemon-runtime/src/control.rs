@@ -148,8 +148,7 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
 
 /// Whether an `upgrade` is under way (its lock, next to the pidfile, is held); says so.
 fn upgrading(name: &str, pidfile: &Path) -> bool {
-    let lock = PathBuf::from(format!("{}.upgrade", pidfile.display()));
-    match pidfile::probe(&lock) {
+    match pidfile::probe(&crate::upgrade::lock_path(pidfile)) {
         Probe::Running(pid) => {
             let by = pid.map_or(String::new(), |pid| format!(" (pid {pid})"));
             complain!("{name}: an upgrade is under way{by}; try again once it is over");
@@ -265,23 +264,57 @@ fn stop(name: &str, pidfile: &Path, timeout: Duration) -> i32 {
     };
     let pid = process.pid;
     let start = Instant::now();
-    if let Err(error) = process.signal(Signal::SIGTERM) {
-        return signal_failed(name, pid, &error);
+    let ended = terminate(
+        |signal| process.signal(signal),
+        |timeout| process.wait_gone(timeout),
+        timeout,
+    );
+    match ended {
+        Err(error) => signal_failed(name, pid, &error),
+        Ok(Ended::Stopped) => {
+            say!("{name}: stopped (pid {pid})");
+            lsb::SUCCESS
+        }
+        Ok(Ended::Killed) => {
+            // Killed, it could not remove its pidfile; nobody holds the lock now.
+            pidfile::remove_stale(pidfile);
+            let waited = start.elapsed().as_secs_f64();
+            say!("{name}: killed (pid {pid}): still running {waited:.1} s after SIGTERM");
+            lsb::SUCCESS
+        }
+        Ok(Ended::NotAtAll) => {
+            complain!("{name}: pid {pid} is still running after SIGKILL");
+            lsb::FAILURE
+        }
     }
-    if process.wait_gone(timeout) {
-        say!("{name}: stopped (pid {pid})");
-        return lsb::SUCCESS;
+}
+
+/// How a process that was asked to stop ended.
+pub(crate) enum Ended {
+    /// Within the time it had, after `SIGTERM`.
+    Stopped,
+    /// After `SIGKILL`.
+    Killed,
+    /// Not even after `SIGKILL` (5 s more).
+    NotAtAll,
+}
+
+/// `SIGTERM`, a wait of at most `timeout` for the process to be gone, then `SIGKILL` and 5 s
+/// more (`stop`, and `upgrade` for the old daemon). `Err` when `SIGTERM` could not be sent.
+pub(crate) fn terminate(
+    signal: impl Fn(Signal) -> io::Result<()>,
+    gone: impl Fn(Duration) -> bool,
+    timeout: Duration,
+) -> io::Result<Ended> {
+    signal(Signal::SIGTERM)?;
+    if gone(timeout) {
+        return Ok(Ended::Stopped);
     }
-    let _ = process.signal(Signal::SIGKILL);
-    if process.wait_gone(Duration::from_secs(5)) {
-        // Killed, it could not remove its pidfile; nobody holds the lock now.
-        pidfile::remove_stale(pidfile);
-        let waited = start.elapsed().as_secs_f64();
-        say!("{name}: killed (pid {pid}): still running {waited:.1} s after SIGTERM");
-        return lsb::SUCCESS;
-    }
-    complain!("{name}: pid {pid} is still running after SIGKILL");
-    lsb::FAILURE
+    let _ = signal(Signal::SIGKILL);
+    Ok(match gone(Duration::from_secs(5)) {
+        true => Ended::Killed,
+        false => Ended::NotAtAll,
+    })
 }
 
 /// The running daemon, watched (`Ok(None)`: not running); on failure, the exit code, after

@@ -16,11 +16,11 @@
 //! where the kernel allows that). Under systemd the unit's main process is systemd's to
 //! replace: there, socket activation and `systemctl restart` do the job.
 
-use crate::control::Process;
+use crate::control::{Ended, Process};
 use crate::listen::{Entry, Target};
 use crate::output::{complain, say};
 use crate::pidfile::{self, Pidfile};
-use crate::sys::{self, FileId, Signal};
+use crate::sys::{self, FileId};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -91,7 +91,7 @@ pub(crate) fn begin(
         .map(|entry| Entry::parse(entry).map_err(|why| refused(code::FAILURE, why)))
         .collect::<Result<_, _>>()?;
     // One upgrade at a time: a lock of its own, next to the pidfile.
-    let lock_path = PathBuf::from(format!("{}.upgrade", pidfile_path.display()));
+    let lock_path = lock_path(pidfile_path);
     let lock = match Pidfile::lock(lock_path.clone()) {
         Ok(lock) => lock,
         Err(crate::Error::AlreadyRunning { pid, .. }) => {
@@ -429,29 +429,27 @@ fn alive(pidfd: std::os::fd::BorrowedFd) -> bool {
     !matches!(sys::wait_readable(pidfd, 0), Ok(true))
 }
 
-/// How a process asked to stop ended.
-enum Ended {
-    Stopped,
-    Killed,
-    NotAtAll,
-}
-
 /// `SIGTERM`, then `SIGKILL` after `timeout`, waiting for the process of `pidfd` to end.
 fn stop(pidfd: Option<std::os::fd::BorrowedFd>, timeout: Duration) -> Ended {
     let Some(pidfd) = pidfd else {
         return Ended::NotAtAll;
     };
-    let gone = |timeout| crate::control::wait_exit(pidfd, timeout);
-    match sys::pidfd_send_signal(pidfd, Signal::SIGTERM) {
-        Ok(()) if gone(timeout) => return Ended::Stopped,
-        Err(error) if error.raw_os_error() == Some(libc::ESRCH) => return Ended::Stopped,
-        _ => {}
+    let ended = crate::control::terminate(
+        |signal| sys::pidfd_send_signal(pidfd, signal),
+        |timeout| crate::control::wait_exit(pidfd, timeout),
+        timeout,
+    );
+    match ended {
+        Ok(ended) => ended,
+        // Gone already: stopped.
+        Err(error) if error.raw_os_error() == Some(libc::ESRCH) => Ended::Stopped,
+        Err(_) => Ended::NotAtAll,
     }
-    if sys::pidfd_send_signal(pidfd, Signal::SIGKILL).is_ok() && gone(Duration::from_secs(5)) {
-        Ended::Killed
-    } else {
-        Ended::NotAtAll
-    }
+}
+
+/// The upgrade's lock, next to the pidfile: one upgrade at a time, and `stop` waits for it.
+pub(crate) fn lock_path(pidfile: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.upgrade", pidfile.display()))
 }
 
 /// `Err` for the launcher to print, once the new daemon failed: the old one was not touched.
