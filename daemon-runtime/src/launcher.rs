@@ -100,15 +100,14 @@ pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) ->
     let mut activation =
         listen::take_activation(&names, pid_1).map_err(|message| Error::Activation { message })?;
     // An upgrade: the running daemon's sockets and pidfile instead of new ones.
+    let upgrade_fds = upgrade.as_ref().map(Upgrade::numbers).unwrap_or_default();
     let (adopted, switch) = match upgrade {
         Some(upgrade) => {
-            let mut keep_too = upgrade.numbers();
-            keep_too.push(upgrade.pidfile.fd_number());
             activation = listen::Activation {
                 ours: false,
                 sockets: upgrade.sockets,
             };
-            (Some((upgrade.pidfile, keep_too)), Some(upgrade.switch))
+            (Some(upgrade.pidfile), Some(upgrade.switch))
         }
         None => (None, None),
     };
@@ -127,13 +126,8 @@ pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) ->
         .copied()
         .chain(activation.numbers())
         .chain(notify::socket_fd())
-        .chain(
-            adopted
-                .iter()
-                .flat_map(|(_, numbers)| numbers.iter().copied()),
-        )
+        .chain(upgrade_fds)
         .collect();
-    let adopted = adopted.map(|(pidfile, _)| pidfile);
     fds::close_inherited(&keep).map_err(descriptors)?;
     let foreground_wanted = supervisor::foreground_wanted(supervisor::Signs {
         pid_1,

@@ -63,9 +63,10 @@ fn refused(code: i32, why: impl Into<String>) -> Refused {
 }
 
 impl Upgrade {
-    /// The descriptors, for the sweep of inherited ones to keep.
+    /// Its descriptors, for the sweep of inherited ones to keep: the pidfile's and the
+    /// launcher's own (the sockets are kept as the activated ones they become).
     pub(crate) fn numbers(&self) -> Vec<RawFd> {
-        let mut numbers: Vec<RawFd> = self.sockets.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+        let mut numbers = vec![self.pidfile.fd_number()];
         numbers.extend(self.switch.old_pidfd.iter().map(AsRawFd::as_raw_fd));
         numbers.extend(self.switch.lock.iter().map(AsRawFd::as_raw_fd));
         numbers
