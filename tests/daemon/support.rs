@@ -914,6 +914,16 @@ pub fn ask(port: u16, line: &str) -> String {
     }
 }
 
+/// The pid that answers on `port`: the activated and tunable examples say it in each
+/// answer, `echo PID: LINE`.
+pub fn answering_pid(port: u16) -> i32 {
+    let answer = ask(port, "who");
+    answer
+        .strip_prefix("echo ")
+        .and_then(|rest| rest.split(':').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("answer {answer:?}"))
+}
+
 /// Whether a connection to `port` on loopback is refused (nothing listens there).
 pub fn refused(port: u16) -> bool {
     matches!(std::net::TcpStream::connect(("127.0.0.1", port)), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)

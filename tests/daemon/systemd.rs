@@ -61,15 +61,6 @@ fn host_pid(systemd: &Systemd, ns_pid: i32) -> i32 {
         .unwrap_or_else(|| panic!("no process {ns_pid} in systemd's namespace"))
 }
 
-/// The pid that answers on `port` (the example says it in each answer).
-fn answering_pid(port: u16) -> i32 {
-    let answer = ask(port, "who");
-    answer
-        .strip_prefix("echo ")
-        .and_then(|rest| rest.split(':').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("answer {answer:?}"))
-}
-
 #[test]
 fn the_generated_service_starts_reloads_and_stops_under_systemd() {
     let Some((_one, sandbox, systemd)) = under_systemd(

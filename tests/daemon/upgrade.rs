@@ -420,14 +420,6 @@ fn tunable_upgrade(sandbox: &Sandbox, binary: &Path, port: u16, mode: &str) -> C
     command
 }
 
-fn answering(port: u16) -> i32 {
-    let answer = exchange(port, "who").unwrap();
-    answer
-        .strip_prefix("echo ")
-        .and_then(|rest| rest.split(':').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("answer {answer:?}"))
-}
-
 #[test]
 fn a_new_binary_that_hangs_is_bounded_by_ready_timeout() {
     let sandbox = Sandbox::new("upgrade-hang");
@@ -448,7 +440,7 @@ fn a_new_binary_that_hangs_is_bounded_by_ready_timeout() {
                 .ends_with(&format!("; pid {v1} keeps running, untouched\n")),
         "{refused:?}"
     );
-    assert_eq!(answering(port), v1);
+    assert_eq!(answering_pid(port), v1);
     assert_eq!(sandbox.processes(), [v1], "the hanging daemon was left");
     assert_eq!(read_pid(&sandbox.pidfile()), v1);
     assert!(is_locked(&sandbox.pidfile()));
@@ -475,7 +467,7 @@ fn an_old_daemon_that_ignores_sigterm_is_killed_after_stop_timeout() {
     assert!(upgraded.elapsed >= Duration::from_secs(1), "{upgraded:?}");
     let status = wait_for_exit(v1, GONE_TIMEOUT).expect("our child");
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
-    assert_eq!(answering(port), v2);
+    assert_eq!(answering_pid(port), v2);
     assert!(is_locked(&sandbox.pidfile()));
 }
 
