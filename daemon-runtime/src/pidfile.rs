@@ -266,13 +266,13 @@ pub(crate) extern "C" fn remove_at_exit() {
     }
 }
 
-/// Whether the pidfile holds `owner`'s pid, or nothing (the daemon failed before writing
-/// it). Allocates nothing.
+/// Whether the pidfile names no process but `owner`: its pid, nothing (the daemon failed
+/// before writing it), or no pid at all (garbage is removed at exit, SPEC §4). Allocates
+/// nothing.
 fn names_nobody_else(fd: BorrowedFd, owner: sys::pid_t) -> bool {
     let mut buf = [0u8; 24];
     match sys::pread_start(fd, &mut buf) {
-        Ok(0) => true,
-        Ok(len) => parse_pid(&buf[..len]) == Some(owner as u32),
+        Ok(len) => parse_pid(&buf[..len]).map_or(true, |pid| pid == owner as u32),
         Err(_) => true,
     }
 }

@@ -107,3 +107,24 @@ fn a_symlink_at_the_pidfile_path_is_refused_and_its_target_untouched() {
     );
     assert!(sandbox.processes().is_empty());
 }
+
+#[test]
+fn at_exit_a_pidfile_is_removed_unless_it_names_another_process() {
+    // Garbage in it (SPEC §4: removed at exit all the same), or the pid of another process
+    // (after an upgrade, the successor's: not ours to remove).
+    for (content, removed) in [("garbage\n", true), ("1\n", false)] {
+        let sandbox = Sandbox::new("removed-at-exit");
+        launch(&mut tunable(&sandbox)).assert_started();
+        let pid = sandbox.daemon_pid();
+        // Rewritten in place: the same file, which the daemon still holds and locks.
+        fs::write(sandbox.pidfile(), content).unwrap();
+        signal(pid, libc::SIGTERM);
+        let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
+        assert_eq!(status.code(), Some(0), "{content:?}: {status:?}");
+        assert_eq!(
+            !sandbox.pidfile().exists(),
+            removed,
+            "{content:?}: removed at exit"
+        );
+    }
+}
