@@ -427,7 +427,7 @@ impl Drop for Switch {
 
 /// Whether the process of `pidfd` still runs.
 fn alive(pidfd: std::os::fd::BorrowedFd) -> bool {
-    !matches!(sys::wait_readable(pidfd, 0), Ok(true))
+    !crate::control::wait_exit(pidfd, Duration::ZERO)
 }
 
 /// `SIGTERM`, then `SIGKILL` after `timeout`, waiting for the process of `pidfd` to end.
