@@ -142,6 +142,39 @@ pub(crate) fn begin(
     }
 }
 
+/// Whether `pid` looks like a daemon that detached, not one in the foreground.
+///
+/// A detached daemon has a session of its own, made by the first child of its start, which is
+/// long gone; its parent (init, or a subreaper) is outside that session, as no process can
+/// join a session from outside. A foreground daemon leads its session (a supervisor's
+/// `setsid`), or shares it with a live leader, or with its parent (the process that started it
+/// and waits for it, even when the session's leader is gone, as under a CI runner), or is
+/// PID 1, or is in a session whose leader is outside this PID namespace (session 0).
+fn detached(pid: sys::pid_t) -> io::Result<bool> {
+    let (parent, session) = parent_and_session(pid)?;
+    let Some(session) = session else {
+        return Ok(false);
+    };
+    let parent_session = parent.and_then(|parent| parent_and_session(parent).ok()?.1);
+    Ok(pid != 1
+        && session != 0
+        && session != pid
+        && !Path::new(&format!("/proc/{session}")).exists()
+        && parent_session != Some(session))
+}
+
+/// The parent and the session of `pid`, from `/proc/PID/stat` (fields 4 and 6).
+fn parent_and_session(pid: sys::pid_t) -> io::Result<(Option<sys::pid_t>, Option<sys::pid_t>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold anything, spaces included.
+    let fields = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3)?.parse::<sys::pid_t>().ok();
+    Ok((field(4), field(6)))
+}
+
 /// The running daemon's pidfile and sockets, after the checks that it is this service,
 /// started where it can be upgraded.
 #[allow(clippy::type_complexity)]
@@ -182,16 +215,8 @@ fn take(
         ));
     }
     // Only a daemon that detached: in the foreground, a supervisor (or a terminal) watches
-    // that very process, and would see it end. A detached daemon's session leader, the first
-    // child of its start, is long gone.
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|error| not_allowed("stat", error))?;
-    let session = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(3)?.parse::<sys::pid_t>().ok());
-    if session
-        .is_some_and(|session| session == pid || Path::new(&format!("/proc/{session}")).exists())
-    {
+    // that very process, and would see it end.
+    if !detached(pid).map_err(|error| not_allowed("stat", error))? {
         return Err(refused(
             code::FAILURE,
             format!(

@@ -420,6 +420,46 @@ fn upgrade_refuses_what_it_cannot_replace() {
     assert_eq!(exchange(port, "still").unwrap(), "still\n");
     signal(pid, libc::SIGTERM);
     let _ = running.wait();
+    // The same when the session's leader is gone, as under a CI runner: the parent that waits
+    // for the daemon shares its session. (`setsid` makes the outer shell lead a new session;
+    // it leaves, and the inner shell, its child in that session, runs the daemon and waits.)
+    let mut command = sandbox.command_for("setsid");
+    command
+        .args([
+            "sh",
+            "-c",
+            r#"sh -c '"$0" run & wait' "$0" <&- >/dev/null 2>&1 & exit 0"#,
+        ])
+        .arg(&binary)
+        .env("ECHO_PORT", port.to_string());
+    let leader = launch(&mut command);
+    assert_eq!(leader.code(), Some(0), "{leader:?}");
+    wait_until("the foreground daemon is ready", LAUNCH_TIMEOUT, || {
+        exchange(port, "up").is_ok()
+    });
+    let pid = read_pid(&sandbox.path("echo.pid"));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let session: i32 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(!Path::new(&format!("/proc/{session}")).exists(), "{stat}");
+    let refused = upgrade_now(&binary);
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.starts_with(&format!(
+            "echo.bin: cannot upgrade: pid {pid} runs in the foreground"
+        )),
+        "{refused:?}"
+    );
+    assert_eq!(exchange(port, "still").unwrap(), "still\n");
+    signal(pid, libc::SIGTERM);
+    wait_for_exit(pid, GONE_TIMEOUT);
 }
 
 /// The tunable example installed in the sandbox, serving `echo` on `port` and ignoring a
