@@ -21,6 +21,8 @@
 //! - `killed`: dies by `SIGKILL` before `ready()`;
 //! - `hang`: never calls `ready()`;
 //! - `flood`: sends 100,000 `STATUS=` messages, prints `flooded`, then calls `ready()`;
+//! - `waiters`: calls `ready()`, then eight threads call `wait()` until it returns
+//!   `Shutdown`; each prints `waiter N: shutdown`, and `main` returns when all have;
 //! - `serve`: takes the `echo` socket (LISTEN=echo=ADDRESS, or socket activation), calls
 //!   `ready()`, and answers each connection's first line with `echo PID: LINE`.
 //!
@@ -30,7 +32,7 @@
 //! DETACH=always|never sets `detach`; with SPAWN_ENV the body first runs a child that writes
 //! its environment to `child.env`. The body tells a supervisor `STATUS=up PID`.
 //!
-//! With a MODE, a graceful shutdown request is ignored: only `SIGKILL` ends the daemon.
+//! With a MODE other than `waiters`, a graceful shutdown request is ignored: only `SIGKILL` ends the daemon.
 
 use daemon_runtime::{Daemon, Detach, Ready, Shutdown};
 use std::time::Duration;
@@ -198,6 +200,25 @@ fn main() -> Result<(), String> {
                         let _ = write!(&stream, "echo {}: {line}", std::process::id());
                     }
                 }
+            }
+            "waiters" => {
+                // Eight threads wait for events at once: each must see the shutdown.
+                daemon_runtime::ready();
+                let waiters: Vec<_> = (0..8)
+                    .map(|n| {
+                        std::thread::spawn(move || loop {
+                            if daemon_runtime::wait() == daemon_runtime::Event::Shutdown {
+                                println!("waiter {n}: shutdown");
+                                return;
+                            }
+                        })
+                    })
+                    .collect();
+                println!("waiting");
+                for waiter in waiters {
+                    let _ = waiter.join();
+                }
+                return Ok(());
             }
             "flood" => {
                 // To a supervisor that never reads: every send must return at once.

@@ -44,8 +44,8 @@ impl Doorbell {
             .map(|(read_end, _)| read_end.as_fd())
     }
 
-    /// From a signal handler: wakes the reader, if there is a pipe. A full pipe already wakes
-    /// the reader: `EAGAIN` is fine.
+    /// From a signal handler (or a waiter passing a shutdown on): wakes the reader, if there
+    /// is a pipe. A full pipe already wakes the reader: `EAGAIN` is fine.
     fn ring(&self) {
         if let Some(Some((_, write_end))) = self.0.get() {
             let _ = sys::write_all(write_end.as_fd(), b"!");
@@ -131,9 +131,30 @@ enum Woken {
     TimedOut,
 }
 
+/// How many threads are in [`wait_for`] now.
+static WAITERS: AtomicUsize = AtomicUsize::new(0);
+
 /// Waits for an [`Event`], for `watched` to be readable (if given), or for `timeout` (if
 /// given). A pending event comes first.
+///
+/// Several threads may wait at once, on the one pipe. The first to wake drains it, and a
+/// thread still to recheck the pipe in `poll` would sleep on: so a thread that returns a
+/// shutdown rings the pipe again while others wait (each of them counts itself before it
+/// looks at the flags). A reload is taken by one thread only, as it is meant to be. The pipe
+/// is not left readable once nobody waits: a body that polls [`events_fd`] while it finishes
+/// its work after the shutdown must not spin.
 fn wait_for(watched: Option<BorrowedFd>, timeout: Option<Duration>) -> Woken {
+    WAITERS.fetch_add(1, Ordering::SeqCst);
+    let woken = wait_alone(watched, timeout);
+    let others = WAITERS.fetch_sub(1, Ordering::SeqCst) - 1;
+    if matches!(woken, Woken::Event(Event::Shutdown)) && others > 0 {
+        WAKE.ring();
+    }
+    woken
+}
+
+/// [`wait_for`], as if this thread were the only one waiting.
+fn wait_alone(watched: Option<BorrowedFd>, timeout: Option<Duration>) -> Woken {
     OBSERVES_RELOADS.store(true, Ordering::SeqCst);
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     // The pipe exists before the flags are looked at: a signal after the look wakes the poll.
@@ -176,6 +197,10 @@ fn wait_for(watched: Option<BorrowedFd>, timeout: Option<Duration>) -> Woken {
 /// `poll`/`epoll` loop (or an async runtime's); then call [`wait_timeout`] with a zero
 /// timeout to learn which (it also drains the descriptor). `None` in a process that was not
 /// started by this crate.
+///
+/// The descriptor is shared: any thread's [`wait`] drains it. Threads that all block in
+/// [`wait`], [`wait_timeout`] or [`wait_or_readable`] each see a shutdown; a thread polling
+/// this descriptor should be the only one waiting for events.
 pub fn events_fd() -> Option<BorrowedFd<'static>> {
     if !handled() {
         return None;

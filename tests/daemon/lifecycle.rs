@@ -67,6 +67,55 @@ fn graceful_shutdown_and_reload_by_polling_by_waiting_and_by_descriptor() {
 }
 
 #[test]
+fn every_thread_blocked_in_wait_sees_the_shutdown() {
+    // Eight threads in `wait()` on one self-pipe: the first to wake must not drain the
+    // wake-up the others are still to see. Several rounds, since it is a race.
+    for round in 0..10 {
+        let sandbox = Sandbox::new("waiters");
+        let log = sandbox.path("stdout.log");
+        launch(
+            tunable(&sandbox)
+                .env("MODE", "waiters")
+                .env("SHUTDOWN", "graceful")
+                .env("STDOUT", &log),
+        )
+        .assert_started_quietly_or_announced();
+        let pid = sandbox.daemon_pid();
+        wait_for_log(&sandbox, "stdout.log", "waiting");
+        // Until all eight are blocked in poll (their wait channel says so).
+        wait_until("eight threads wait", LAUNCH_TIMEOUT, || {
+            fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|tasks| {
+                    tasks
+                        .flatten()
+                        .filter(|task| {
+                            fs::read_to_string(task.path().join("wchan"))
+                                .is_ok_and(|wchan| wchan.contains("poll"))
+                        })
+                        .count()
+                })
+                .unwrap_or(0)
+                == 8
+        });
+        signal(pid, libc::SIGTERM);
+        let status = wait_for_exit(pid, GONE_TIMEOUT);
+        let text = fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            text.lines()
+                .filter(|line| line.ends_with(": shutdown"))
+                .count(),
+            8,
+            "round {round}: {status:?}\n{text}"
+        );
+        assert_eq!(
+            status.and_then(|status| status.code()),
+            Some(0),
+            "round {round}"
+        );
+    }
+}
+
+#[test]
 fn reload_after_logrotate_moved_the_log_writes_to_a_new_file() {
     let sandbox = Sandbox::new("logrotate");
     launch(&mut sandbox.command("lifecycle")).assert_started_quietly_or_announced();
