@@ -28,6 +28,10 @@
 //!
 //! TOKIO_BEFORE=built builds a tokio `current_thread` runtime before the daemon starts,
 //! TOKIO_BEFORE=entered also enters it (both are refused: forking would break the runtime).
+//! TOKIO_BEFORE=signal listens for `SIGUSR1` with `tokio::signal` on a runtime that is dropped
+//! before the start (refused too: tokio's signal state outlives the runtime).
+//! BEFORE_START=handler installs a `SIGUSR2` handler before the start, BEFORE_START=pair makes
+//! a Unix socket pair: neither alone is refused.
 //!
 //! DETACH=always|never sets `detach`; with SPAWN_ENV the body first runs a child that writes
 //! its environment to `child.env`. The body tells a supervisor `STATUS=up PID`.
@@ -78,7 +82,30 @@ fn main() -> Result<(), String> {
         daemon = daemon.stop_timeout(Duration::from_secs(secs));
     }
     // Held until the start: what a program that used tokio first looks like.
-    let runtime = var("TOKIO_BEFORE").map(|_| {
+    if var("TOKIO_BEFORE").as_deref() == Some("signal") {
+        // tokio::signal used on a runtime that is gone before the start: its signal state
+        // (a handler, a socket pair) stays for the rest of the process.
+        let _listener = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            })
+            .expect("a signal listener");
+    }
+    // Neither alone is tokio's signal state: the start goes on.
+    let _pair = match var("BEFORE_START").as_deref() {
+        Some("handler") => {
+            extern "C" fn nothing(_: libc::c_int) {}
+            // SAFETY: the handler does nothing, which is async-signal-safe.
+            unsafe { libc::signal(libc::SIGUSR2, nothing as *const () as libc::sighandler_t) };
+            None
+        }
+        Some("pair") => Some(std::os::unix::net::UnixStream::pair().expect("a socket pair")),
+        _ => None,
+    };
+    let runtime = var("TOKIO_BEFORE").filter(|how| how != "signal").map(|_| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -428,7 +428,7 @@ impl Daemon {
     ///
     /// 1. Refuses a process that already has several threads (`/proc/self/status`), or in which
     ///    an async runtime was already used (a tokio runtime entered, an epoll descriptor it
-    ///    created).
+    ///    created, `tokio::signal`'s handler and socket pair).
     /// 2. Opens `/dev/null` on any of descriptors 0-2 that is closed, then closes every other
     ///    inherited descriptor not in [`keep_fds`](Daemon::keep_fds):
     ///    [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html), else the

@@ -308,12 +308,21 @@ fn check_dir(path: &Path, c_path: &CString, action: PathAction) -> Result<(), Er
     sys::can_enter(c_path).map_err(failed)
 }
 
-/// What shows that an async runtime was already used in this process, if anything does: a
-/// tokio runtime entered on this thread, or an epoll instance that this program created
-/// (what tokio's and mio's reactors are, single-threaded ones included). An epoll descriptor
-/// inherited from the parent is no sign: it cannot be close-on-exec, and reactors create
-/// theirs close-on-exec (`EPOLL_CLOEXEC`).
-pub(crate) fn async_runtime_in_use(fd_table_size: Option<u64>) -> Option<String> {
+/// What shows that an async runtime was already used in this process, if anything does:
+/// - a tokio runtime entered on this thread;
+/// - an epoll instance that this program created (what tokio's and mio's reactors are,
+///   single-threaded ones included). An epoll descriptor inherited from the parent is no
+///   sign: it cannot be close-on-exec, and reactors create theirs close-on-exec
+///   (`EPOLL_CLOEXEC`);
+/// - the signal state `tokio::signal` leaves for the rest of the process, even once its
+///   runtime is gone: a handler (signal-hook-registry's), and a connected Unix socket pair
+///   this program created that the handler writes into. The start closes that pair in the
+///   daemon, and the handler would then write into whatever gets its number. Both must be
+///   there: a handler alone (a debugger's, a sanitizer's) is no sign.
+///
+/// `status` is what `/proc/self/status` said: the size of the descriptor table, and the
+/// signals caught.
+pub(crate) fn async_runtime_in_use(status: &SelfStatus) -> Option<String> {
     #[cfg(feature = "tokio")]
     if crate::asynchronous::runtime_entered() {
         return Some(
@@ -328,7 +337,11 @@ pub(crate) fn async_runtime_in_use(fd_table_size: Option<u64>) -> Option<String>
     // read for the close-on-exec ones alone. (0-2 too: a program may have closed its stdio.)
     // A huge table (one inherited descriptor with a high number makes it so) is listed
     // instead: a listing costs per open descriptor, the numbers per slot.
-    let numbers: Box<dyn Iterator<Item = i32>> = match fd_table_size {
+    // Rust's runtime catches SIGSEGV and SIGBUS (stack overflows): those are no sign.
+    let handled = status.caught.map_or(0, |mask| {
+        mask & !(1 << (libc::SIGSEGV - 1)) & !(1 << (libc::SIGBUS - 1))
+    });
+    let numbers: Box<dyn Iterator<Item = i32>> = match status.fd_table_size {
         Some(size) if size <= 65_536 => Box::new(0..size as i32),
         _ => Box::new(
             std::fs::read_dir("/proc/self/fd")
@@ -338,12 +351,32 @@ pub(crate) fn async_runtime_in_use(fd_table_size: Option<u64>) -> Option<String>
         ),
     };
     for fd in numbers.filter(|&fd| sys::is_close_on_exec(fd)) {
-        let is_epoll = std::fs::read_link(format!("/proc/self/fd/{fd}"))
-            .is_ok_and(|target| target.as_os_str() == "anon_inode:[eventpoll]");
-        if is_epoll {
+        let Ok(target) = std::fs::read_link(format!("/proc/self/fd/{fd}")) else {
+            continue;
+        };
+        if target.as_os_str() == "anon_inode:[eventpoll]" {
             return Some(format!(
                 "descriptor {fd} is an epoll instance this program created: the reactor of a \
                  runtime such as tokio's"
+            ));
+        }
+        if handled != 0
+            && target
+                .as_os_str()
+                .as_encoded_bytes()
+                .starts_with(b"socket:")
+            && sys::is_connected_unix_socket(fd)
+        {
+            let signals: Vec<String> = (1..=64)
+                .filter(|signal| handled & (1 << (signal - 1)) != 0)
+                .map(crate::error::signal_name)
+                .collect();
+            return Some(format!(
+                "a handler for {} was installed before the start, and descriptor {fd} is a \
+                 connected Unix socket this program created: the signal state of \
+                 tokio::signal (or signal-hook), which outlives its runtime; listen for \
+                 signals in the daemon's main instead",
+                signals.join(", ")
             ));
         }
     }
@@ -351,12 +384,14 @@ pub(crate) fn async_runtime_in_use(fd_table_size: Option<u64>) -> Option<String>
 }
 
 /// What one read of `/proc/self/status` tells the start: how many threads the process has,
-/// the size of its descriptor table, and which signals it ignores (`SigIgn`, bit `n - 1` for signal `n`). `None` for what the
+/// the size of its descriptor table, and which signals it ignores (`SigIgn`, bit `n - 1` for signal `n`) and catches. `None` for what the
 /// system does not tell (no `/proc`).
 #[derive(Debug, Default)]
 pub(crate) struct SelfStatus {
     pub(crate) threads: Option<usize>,
     pub(crate) ignored: Option<u64>,
+    /// The signals caught by a handler (`SigCgt`, the same bits).
+    pub(crate) caught: Option<u64>,
     /// The size of the descriptor table: every open descriptor is below it.
     pub(crate) fd_table_size: Option<u64>,
 }
@@ -373,6 +408,7 @@ pub(crate) fn self_status() -> SelfStatus {
     SelfStatus {
         threads: field("Threads:").and_then(|count| count.parse().ok()),
         ignored: field("SigIgn:").and_then(|mask| u64::from_str_radix(mask, 16).ok()),
+        caught: field("SigCgt:").and_then(|mask| u64::from_str_radix(mask, 16).ok()),
         fd_table_size: field("FDSize:").and_then(|size| size.parse().ok()),
     }
 }

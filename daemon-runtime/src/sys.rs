@@ -111,6 +111,17 @@ pub(crate) fn is_close_on_exec(fd: RawFd) -> bool {
     descriptor_flags(fd).is_some_and(|flags| flags & libc::FD_CLOEXEC != 0)
 }
 
+/// Whether descriptor `fd` is a connected Unix socket (one end of a `socketpair`, say): not a
+/// listening one, nor an unconnected datagram one. Only looks: a descriptor that is not a
+/// socket is simply not one.
+pub(crate) fn is_connected_unix_socket(fd: RawFd) -> bool {
+    use nix::sys::socket::SockaddrStorage;
+    use nix::sys::socket::{getpeername, getsockname, AddressFamily, SockaddrLike};
+    getsockname::<SockaddrStorage>(fd)
+        .is_ok_and(|address| address.family() == Some(AddressFamily::Unix))
+        && getpeername::<SockaddrStorage>(fd).is_ok()
+}
+
 /// Closes descriptor `fd`, which no `OwnedFd` of this process will use again.
 ///
 /// # Safety

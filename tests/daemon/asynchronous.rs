@@ -149,6 +149,11 @@ fn a_process_that_already_used_tokio_is_refused() {
     for (how, found) in [
         ("built", "is an epoll instance this program created"),
         ("entered", "tokio::runtime::Handle::try_current() succeeds"),
+        // The runtime is gone; tokio::signal's handler and socket pair are not.
+        (
+            "signal",
+            "a handler for SIGUSR1 was installed before the start, and descriptor ",
+        ),
     ] {
         let sandbox = Sandbox::new(&format!("tokio-before-{how}"));
         let launched = launch(tunable(&sandbox).env("TOKIO_BEFORE", how));
@@ -168,6 +173,27 @@ fn a_process_that_already_used_tokio_is_refused() {
             0,
             "{how}: files left"
         );
+    }
+}
+
+#[test]
+fn a_signal_handler_or_a_socket_pair_alone_is_no_sign_of_tokio() {
+    for what in ["handler", "pair"] {
+        let sandbox = Sandbox::new(&format!("before-start-{what}"));
+        launch(tunable(&sandbox).env("BEFORE_START", what)).assert_started_quietly_or_announced();
+        let pid = sandbox.daemon_pid();
+        // The pair was closed in the daemon, as every descriptor the start does not keep.
+        let sockets = fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter(|fd| {
+                fs::read_link(fd.path())
+                    .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+            })
+            .count();
+        assert_eq!(sockets, 0, "{what}");
+        signal(pid, libc::SIGTERM);
+        wait_for_exit(pid, GONE_TIMEOUT);
     }
 }
 
