@@ -924,9 +924,22 @@ pub fn answering_pid(port: u16) -> i32 {
         .unwrap_or_else(|| panic!("answer {answer:?}"))
 }
 
-/// Whether a connection to `port` on loopback is refused (nothing listens there).
+/// Whether a connection to `port` on loopback is refused (nothing listens there), or accepted
+/// (`false`). Another failure says neither, for instance no local port free for the attempt
+/// (`EADDRNOTAVAIL`) while the other tests leave thousands of closed connections behind: it
+/// is tried again, for up to a second.
 pub fn refused(port: u16) -> bool {
-    matches!(std::net::TcpStream::connect(("127.0.0.1", port)), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "connect to {port}: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
 }
 
 /// The pid a process has in its own PID namespace (the last of `NSpid`).

@@ -225,10 +225,22 @@ fn upgrade_replaces_the_tokio_echo_service_without_a_failed_connection() {
     upgrade_under_load("tokio_echo", false);
 }
 
+/// The session of `pid` (`/proc/PID/stat` field 6).
+fn session_of(pid: i32) -> i32 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[3].parse().unwrap()
+}
+
 /// The processes that have a listening TCP socket on `port` open, and how many such sockets
 /// there are, as `ss` (iproute2) tells: the kernel filters, so that the many closed
 /// connections of the other tests cost nothing.
-fn listening_on(port: u16) -> (Vec<(i32, i32)>, usize) {
+fn listening_on(port: u16) -> (Vec<i32>, usize) {
     let listed = std::process::Command::new("ss")
         .args(["-Hltnp", &format!("sport = :{port}")])
         .stdin(std::process::Stdio::null())
@@ -243,21 +255,6 @@ fn listening_on(port: u16) -> (Vec<(i32, i32)>, usize) {
         .collect();
     pids.sort_unstable();
     pids.dedup();
-    // With each, its parent (0 once it is gone).
-    let parent = |pid: i32| {
-        fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                stat.rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
-    let pids = pids.into_iter().map(|pid| (pid, parent(pid))).collect();
     (pids, text.lines().count())
 }
 
@@ -336,7 +333,9 @@ fn starts_racing_an_upgrade_make_no_third_daemon() {
     // One listening socket at every moment, held by the old daemon, the new one, or both
     // (while the old one finishes its connections); never by a third daemon. The `upgrade`
     // process and its first child hold it too for an instant, between the forks that hand it
-    // to the new daemon.
+    // to the new daemon: that child made the new daemon's session, so its pid is the
+    // session's id (it is gone by now, and may have been when it was sampled).
+    let first_child = session_of(v2);
     let during = samples
         .iter()
         .filter(|(at, _)| *at > began && *at < ended)
@@ -344,23 +343,15 @@ fn starts_racing_an_upgrade_make_no_third_daemon() {
     assert!(during >= 2, "{during} samples during the upgrade");
     for (_, (pids, sockets)) in &samples {
         assert!(*sockets <= 1, "{sockets} listening sockets on the port");
-        let of_the_upgrade = |(pid, parent): &(i32, i32)| *pid == upgrader || *parent == upgrader;
         assert!(
             pids.iter()
-                .all(|held| held.0 == v1 || held.0 == v2 || of_the_upgrade(held)),
-            "{pids:?} listen (pid, parent), not only {v1}, {v2} and upgrade {upgrader}"
+                .all(|held| [v1, v2, upgrader, first_child].contains(held)),
+            "{pids:?} listen, not only {v1}, {v2}, upgrade {upgrader} and its child {first_child}"
         );
     }
     wait_for_exit(v1, GONE_TIMEOUT);
     assert_eq!(sandbox.processes(), [v2], "the processes of the service");
-    assert_eq!(
-        listening_on(port)
-            .0
-            .iter()
-            .map(|held| held.0)
-            .collect::<Vec<_>>(),
-        [v2]
-    );
+    assert_eq!(listening_on(port).0, [v2]);
     signal(v2, libc::SIGTERM);
     wait_for_exit(v2, GONE_TIMEOUT);
 }
@@ -438,17 +429,11 @@ fn upgrade_refuses_what_it_cannot_replace() {
         exchange(port, "up").is_ok()
     });
     let pid = read_pid(&sandbox.path("echo.pid"));
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let session: i32 = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(!Path::new(&format!("/proc/{session}")).exists(), "{stat}");
+    let session = session_of(pid);
+    assert!(
+        !Path::new(&format!("/proc/{session}")).exists(),
+        "{session}"
+    );
     let refused = upgrade_now(&binary);
     assert_eq!(refused.code(), Some(1), "{refused:?}");
     assert!(
