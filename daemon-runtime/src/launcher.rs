@@ -146,8 +146,14 @@ pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) ->
         action: SystemAction::Signals,
         source,
     };
-    // Read again: a user database lookup above may have set a disposition meanwhile.
-    signals::reset_for_launch(prepare::self_status().ignored).map_err(signals)?;
+    // Read again after a user database lookup, which may have set a disposition meanwhile
+    // (an NSS module); nothing else since the first read sets one.
+    let ignored = if daemon.user.is_some() || daemon.group.is_some() {
+        prepare::self_status().ignored
+    } else {
+        status.ignored
+    };
+    signals::reset_for_launch(ignored).map_err(signals)?;
     child::register_exit_and_fork_handlers()?;
     if mode == Mode::Foreground {
         let (mut plan, pidfile) = prepare::prepare(
@@ -288,6 +294,7 @@ fn await_readiness(
         match watch.next(deadline) {
             Outcome::Message(Message::Pid(_)) => {}
             Outcome::Message(Message::Ready) => {
+                watch.listener.await_end(Duration::from_millis(100));
                 let pid = watch.pid().unwrap_or(0);
                 // The daemon's own descriptor keeps the lock; an upgrade's launcher keeps the
                 // pidfile, to make it name the new daemon.

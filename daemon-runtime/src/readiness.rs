@@ -13,6 +13,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 const PID: u8 = b'P';
 const READY: u8 = b'R';
@@ -245,6 +246,31 @@ impl Listener {
         while !self.closed && matches!(sys::wait_readable(self.fd.as_fd(), 0), Ok(true)) {
             if self.read_some().is_err() {
                 break;
+            }
+        }
+    }
+
+    /// After "ready": waits, for at most `limit`, for end of file, that is for the daemon to
+    /// close its write end right after the word. Then the launcher exits only once the daemon
+    /// holds no descriptor of the start (a launcher woken by the word can otherwise run to
+    /// its end before the daemon gets the processor back to close it). A copy of the write end
+    /// kept by a process that escaped the fork handler only costs the `limit`.
+    pub(crate) fn await_end(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            match sys::wait_readable(self.fd.as_fd(), ms) {
+                Ok(true) => {
+                    if self.read_some().is_err() {
+                        return;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Ok(false) | Err(_) => return,
             }
         }
     }
