@@ -30,8 +30,9 @@
 //! TOKIO_BEFORE=entered also enters it (both are refused: forking would break the runtime).
 //! TOKIO_BEFORE=signal listens for `SIGUSR1` with `tokio::signal` on a runtime that is dropped
 //! before the start (refused too: tokio's signal state outlives the runtime).
-//! BEFORE_START=handler installs a `SIGUSR2` handler before the start, BEFORE_START=pair makes
-//! a Unix socket pair: neither alone is refused.
+//! BEFORE_START, a comma-separated list: `handler` installs a `SIGUSR2` handler before the
+//! start, `pair` makes a Unix socket pair, `kept` adds the pair to `keep_fds`. Both a handler
+//! and a pair not kept are refused (tokio's signal state looks so), anything less is not.
 //!
 //! DETACH=always|never sets `detach`; with SPAWN_ENV the body first runs a child that writes
 //! its environment to `child.env`. The body tells a supervisor `STATUS=up PID`.
@@ -95,16 +96,21 @@ fn main() -> Result<(), String> {
             .expect("a signal listener");
     }
     // Neither alone is tokio's signal state: the start goes on.
-    let _pair = match var("BEFORE_START").as_deref() {
-        Some("handler") => {
-            extern "C" fn nothing(_: libc::c_int) {}
-            // SAFETY: the handler does nothing, which is async-signal-safe.
-            unsafe { libc::signal(libc::SIGUSR2, nothing as *const () as libc::sighandler_t) };
-            None
-        }
-        Some("pair") => Some(std::os::unix::net::UnixStream::pair().expect("a socket pair")),
-        _ => None,
-    };
+    let before: Vec<String> = var("BEFORE_START")
+        .map(|list| list.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let before = |what: &str| before.iter().any(|listed| listed == what);
+    if before("handler") {
+        extern "C" fn nothing(_: libc::c_int) {}
+        // SAFETY: the handler does nothing, which is async-signal-safe.
+        unsafe { libc::signal(libc::SIGUSR2, nothing as *const () as libc::sighandler_t) };
+    }
+    let pair =
+        before("pair").then(|| std::os::unix::net::UnixStream::pair().expect("a socket pair"));
+    if let (true, Some((one, other))) = (before("kept"), &pair) {
+        use std::os::fd::AsRawFd;
+        daemon = daemon.keep_fds(&[one.as_raw_fd(), other.as_raw_fd()]);
+    }
     let runtime = var("TOKIO_BEFORE").filter(|how| how != "signal").map(|_| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

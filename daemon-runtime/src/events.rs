@@ -140,9 +140,10 @@ static WAITERS: AtomicUsize = AtomicUsize::new(0);
 /// Several threads may wait at once, on the one pipe. The first to wake drains it, and a
 /// thread still to recheck the pipe in `poll` would sleep on: so a thread that returns a
 /// shutdown rings the pipe again while others wait (each of them counts itself before it
-/// looks at the flags). A reload is taken by one thread only, as it is meant to be. The pipe
-/// is not left readable once nobody waits: a body that polls [`events_fd`] while it finishes
-/// its work after the shutdown must not spin.
+/// looks at the flags). A reload is taken by one thread only, as it is meant to be. The last
+/// waiter does not ring, so that a body polling [`events_fd`] while it finishes its work
+/// after the shutdown does not spin; at most a byte may stay when waiters leave together,
+/// drained by the next wait.
 fn wait_for(watched: Option<BorrowedFd>, timeout: Option<Duration>) -> Woken {
     WAITERS.fetch_add(1, Ordering::SeqCst);
     let woken = wait_alone(watched, timeout);

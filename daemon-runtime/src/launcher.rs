@@ -66,7 +66,7 @@ pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) ->
     if let Some(count) = status.threads.filter(|&count| count > 1) {
         return Err(Error::Threads { count });
     }
-    if let Some(found) = prepare::async_runtime_in_use(&status) {
+    if let Some(found) = prepare::async_runtime_in_use(&status, &daemon.keep_fds) {
         return Err(Error::AsyncRuntime { found });
     }
     // PID 1 of a PID namespace stays a small init; the service goes on as its child, in the

@@ -13,7 +13,7 @@ use crate::sys;
 use nix::fcntl::OFlag;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Everything resolved and opened before the fork (SPEC §3 step 3).
@@ -315,14 +315,15 @@ fn check_dir(path: &Path, c_path: &CString, action: PathAction) -> Result<(), Er
 ///   sign: it cannot be close-on-exec, and reactors create theirs close-on-exec
 ///   (`EPOLL_CLOEXEC`);
 /// - the signal state `tokio::signal` leaves for the rest of the process, even once its
-///   runtime is gone: a handler (signal-hook-registry's), and a connected Unix socket pair
-///   this program created that the handler writes into. The start closes that pair in the
+///   runtime is gone: a handler (signal-hook-registry's), and a Unix socket pair this
+///   program created that the handler writes into. The start closes that pair in the
 ///   daemon, and the handler would then write into whatever gets its number. Both must be
-///   there: a handler alone (a debugger's, a sanitizer's) is no sign.
+///   there: a handler alone (a debugger's, a sanitizer's) is no sign, nor is a pair the
+///   start keeps (`keep`).
 ///
 /// `status` is what `/proc/self/status` said: the size of the descriptor table, and the
 /// signals caught.
-pub(crate) fn async_runtime_in_use(status: &SelfStatus) -> Option<String> {
+pub(crate) fn async_runtime_in_use(status: &SelfStatus, keep: &[RawFd]) -> Option<String> {
     #[cfg(feature = "tokio")]
     if crate::asynchronous::runtime_entered() {
         return Some(
@@ -337,10 +338,12 @@ pub(crate) fn async_runtime_in_use(status: &SelfStatus) -> Option<String> {
     // read for the close-on-exec ones alone. (0-2 too: a program may have closed its stdio.)
     // A huge table (one inherited descriptor with a high number makes it so) is listed
     // instead: a listing costs per open descriptor, the numbers per slot.
-    // Rust's runtime catches SIGSEGV and SIGBUS (stack overflows): those are no sign.
-    let handled = status.caught.map_or(0, |mask| {
-        mask & !(1 << (libc::SIGSEGV - 1)) & !(1 << (libc::SIGBUS - 1))
-    });
+    // No sign either: Rust's runtime catches SIGSEGV and SIGBUS (stack overflows), and glibc
+    // the signals it reserves below SIGRTMIN for its threads (before 2.34, in every process).
+    let ours = (1u64 << (libc::SIGSEGV - 1)) | (1 << (libc::SIGBUS - 1));
+    let reserved =
+        (32..sys::lowest_realtime_signal()).fold(0u64, |mask, signal| mask | (1 << (signal - 1)));
+    let handled = status.caught.map_or(0, |mask| mask & !ours & !reserved);
     let numbers: Box<dyn Iterator<Item = i32>> = match status.fd_table_size {
         Some(size) if size <= 65_536 => Box::new(0..size as i32),
         _ => Box::new(
@@ -361,11 +364,12 @@ pub(crate) fn async_runtime_in_use(status: &SelfStatus) -> Option<String> {
             ));
         }
         if handled != 0
+            && !keep.contains(&fd)
             && target
                 .as_os_str()
                 .as_encoded_bytes()
                 .starts_with(b"socket:")
-            && sys::is_connected_unix_socket(fd)
+            && sys::is_unix_socket_pair_end(fd)
         {
             let signals: Vec<String> = (1..=64)
                 .filter(|signal| handled & (1 << (signal - 1)) != 0)
@@ -373,7 +377,7 @@ pub(crate) fn async_runtime_in_use(status: &SelfStatus) -> Option<String> {
                 .collect();
             return Some(format!(
                 "a handler for {} was installed before the start, and descriptor {fd} is a \
-                 connected Unix socket this program created: the signal state of \
+                 Unix socket pair this program created: the signal state of \
                  tokio::signal (or signal-hook), which outlives its runtime; listen for \
                  signals in the daemon's main instead",
                 signals.join(", ")

@@ -252,7 +252,7 @@ impl Listener {
 
     /// After "ready": waits, for at most `limit`, for end of file, that is for the daemon to
     /// close its write end right after the word. Then the launcher exits only once the daemon
-    /// holds no descriptor of the start (a launcher woken by the word can otherwise run to
+    /// no longer holds the readiness pipe (a launcher woken by the word can otherwise run to
     /// its end before the daemon gets the processor back to close it). A copy of the write end
     /// kept by a process that escaped the fork handler only costs the `limit`.
     pub(crate) fn await_end(&mut self, limit: Duration) {

@@ -111,15 +111,16 @@ pub(crate) fn is_close_on_exec(fd: RawFd) -> bool {
     descriptor_flags(fd).is_some_and(|flags| flags & libc::FD_CLOEXEC != 0)
 }
 
-/// Whether descriptor `fd` is a connected Unix socket (one end of a `socketpair`, say): not a
-/// listening one, nor an unconnected datagram one. Only looks: a descriptor that is not a
-/// socket is simply not one.
-pub(crate) fn is_connected_unix_socket(fd: RawFd) -> bool {
-    use nix::sys::socket::SockaddrStorage;
-    use nix::sys::socket::{getpeername, getsockname, AddressFamily, SockaddrLike};
-    getsockname::<SockaddrStorage>(fd)
-        .is_ok_and(|address| address.family() == Some(AddressFamily::Unix))
-        && getpeername::<SockaddrStorage>(fd).is_ok()
+/// Whether descriptor `fd` is one end of a Unix socket pair: a connected Unix socket whose
+/// own address and peer's are both unnamed, as `socketpair(2)` makes them (a connection to a
+/// named socket, such as `/dev/log` or a user database daemon's, has a named peer). Only
+/// looks: a descriptor that is not a socket is simply not one.
+pub(crate) fn is_unix_socket_pair_end(fd: RawFd) -> bool {
+    use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
+    let unnamed = |address: nix::Result<SockaddrStorage>| {
+        address.is_ok_and(|address| address.as_unix_addr().is_some_and(|unix| unix.is_unnamed()))
+    };
+    unnamed(getsockname(fd)) && unnamed(getpeername(fd))
 }
 
 /// Closes descriptor `fd`, which no `OwnedFd` of this process will use again.
@@ -833,6 +834,14 @@ pub(crate) fn unignore(signal: libc::c_int) -> io::Result<()> {
         restore_action(signal, &old)?;
     }
     Ok(())
+}
+
+/// The lowest real-time signal number (`SIGRTMIN`): glibc reserves the ones from 32 below it.
+pub(crate) fn lowest_realtime_signal() -> libc::c_int {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return libc::SIGRTMIN();
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return 32;
 }
 
 /// The highest signal number.

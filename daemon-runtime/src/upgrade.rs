@@ -142,7 +142,9 @@ pub(crate) fn begin(
     }
 }
 
-/// Whether `pid` looks like a daemon that detached, not one in the foreground.
+/// Whether `pid` looks like a daemon that detached, not one in the foreground. A heuristic, on
+/// the side of refusing: a detached daemon whose first child is not reaped yet is refused,
+/// and a foreground one whose waiting parent and session leader are both gone passes.
 ///
 /// A detached daemon has a session of its own, made by the first child of its start, which is
 /// long gone; its parent (init, or a subreaper) is outside that session, as no process can

@@ -177,12 +177,25 @@ fn a_process_that_already_used_tokio_is_refused() {
 }
 
 #[test]
-fn a_signal_handler_or_a_socket_pair_alone_is_no_sign_of_tokio() {
-    for what in ["handler", "pair"] {
-        let sandbox = Sandbox::new(&format!("before-start-{what}"));
+fn a_signal_handler_with_a_socket_pair_is_refused_and_either_alone_is_not() {
+    // Both, not kept: the state tokio::signal (or signal-hook) leaves, refused.
+    let sandbox = Sandbox::new("before-start-both");
+    let launched = launch(tunable(&sandbox).env("BEFORE_START", "handler,pair"));
+    assert_failed_cleanly(&sandbox, &launched);
+    assert!(
+        launched
+            .stderr
+            .contains("(a handler for SIGUSR2 was installed before the start, and descriptor ")
+            && launched
+                .stderr
+                .contains(" is a Unix socket pair this program created: the signal state of"),
+        "{launched:?}"
+    );
+    // Either alone, or the pair kept open through the start: the start goes on.
+    for what in ["handler", "pair", "handler,pair,kept"] {
+        let sandbox = Sandbox::new("before-start");
         launch(tunable(&sandbox).env("BEFORE_START", what)).assert_started_quietly_or_announced();
         let pid = sandbox.daemon_pid();
-        // The pair was closed in the daemon, as every descriptor the start does not keep.
         let sockets = fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
             .flatten()
@@ -191,7 +204,9 @@ fn a_signal_handler_or_a_socket_pair_alone_is_no_sign_of_tokio() {
                     .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
             })
             .count();
-        assert_eq!(sockets, 0, "{what}");
+        // A pair not kept was closed, as every descriptor the start does not keep.
+        let kept = if what.ends_with("kept") { 2 } else { 0 };
+        assert_eq!(sockets, kept, "{what}");
         signal(pid, libc::SIGTERM);
         wait_for_exit(pid, GONE_TIMEOUT);
     }

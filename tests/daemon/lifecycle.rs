@@ -5,6 +5,7 @@ use crate::support::*;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn log_has(sandbox: &Sandbox, file: &str, text: &str) -> bool {
@@ -82,18 +83,16 @@ fn every_thread_blocked_in_wait_sees_the_shutdown() {
         .assert_started_quietly_or_announced();
         let pid = sandbox.daemon_pid();
         wait_for_log(&sandbox, "stdout.log", "waiting");
-        // Until all eight are blocked in poll (their wait channel says so).
+        // Until all eight are blocked in poll: their wait channel says so, or (where the
+        // kernel does not name it) the system call they are in, poll (7) or ppoll (271).
+        let in_poll = |task: &Path| {
+            fs::read_to_string(task.join("wchan")).is_ok_and(|wchan| wchan.contains("poll"))
+                || fs::read_to_string(task.join("syscall"))
+                    .is_ok_and(|call| ["7", "271"].contains(&call.split(' ').next().unwrap_or("")))
+        };
         wait_until("eight threads wait", LAUNCH_TIMEOUT, || {
             fs::read_dir(format!("/proc/{pid}/task"))
-                .map(|tasks| {
-                    tasks
-                        .flatten()
-                        .filter(|task| {
-                            fs::read_to_string(task.path().join("wchan"))
-                                .is_ok_and(|wchan| wchan.contains("poll"))
-                        })
-                        .count()
-                })
+                .map(|tasks| tasks.flatten().filter(|task| in_poll(&task.path())).count())
                 .unwrap_or(0)
                 == 8
         });

@@ -925,15 +925,19 @@ pub fn answering_pid(port: u16) -> i32 {
 }
 
 /// Whether a connection to `port` on loopback is refused (nothing listens there), or accepted
-/// (`false`). Another failure says neither, for instance no local port free for the attempt
-/// (`EADDRNOTAVAIL`) while the other tests leave thousands of closed connections behind: it
-/// is tried again, for up to a second.
+/// (`false`). A connection that does not complete within 100 ms is not refused either: a
+/// listener that no longer accepts, with its backlog full (of earlier probes), drops the
+/// handshake, which a plain connect would retry only after a second. Another failure says
+/// neither, for instance no local port free for the attempt (`EADDRNOTAVAIL`) while the other
+/// tests leave thousands of closed connections behind: it is tried again, for up to a second.
 pub fn refused(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(1);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+        match std::net::TcpStream::connect_timeout(&address, Duration::from_millis(100)) {
             Ok(_) => return false,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
             Err(e) => {
                 assert!(Instant::now() < deadline, "connect to {port}: {e}");
                 std::thread::sleep(Duration::from_millis(10));

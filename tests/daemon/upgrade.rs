@@ -225,8 +225,8 @@ fn upgrade_replaces_the_tokio_echo_service_without_a_failed_connection() {
     upgrade_under_load("tokio_echo", false);
 }
 
-/// The session of `pid` (`/proc/PID/stat` field 6).
-fn session_of(pid: i32) -> i32 {
+/// Field `n` of `/proc/PID/stat`, a number.
+fn stat_field(pid: i32, n: usize) -> i32 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -234,7 +234,17 @@ fn session_of(pid: i32) -> i32 {
         .1
         .split_whitespace()
         .collect();
-    fields[3].parse().unwrap()
+    fields[n - 3].parse().unwrap()
+}
+
+/// The session of `pid` (`/proc/PID/stat` field 6).
+fn session_of(pid: i32) -> i32 {
+    stat_field(pid, 6)
+}
+
+/// The parent of `pid` (`/proc/PID/stat` field 4).
+fn parent_of(pid: i32) -> i32 {
+    stat_field(pid, 4)
 }
 
 /// The processes that have a listening TCP socket on `port` open, and how many such sockets
@@ -443,8 +453,11 @@ fn upgrade_refuses_what_it_cannot_replace() {
         "{refused:?}"
     );
     assert_eq!(exchange(port, "still").unwrap(), "still\n");
+    // The inner shell, orphaned, is this (subreaper) process's child once the daemon ends.
+    let shell = parent_of(pid);
     signal(pid, libc::SIGTERM);
     wait_for_exit(pid, GONE_TIMEOUT);
+    wait_for_exit(shell, GONE_TIMEOUT);
 }
 
 /// The tunable example installed in the sandbox, serving `echo` on `port` and ignoring a
