@@ -332,28 +332,29 @@ pub(crate) fn async_runtime_in_use(status: &SelfStatus, keep: &[RawFd]) -> Optio
                 .to_owned(),
         );
     }
-    // Only close-on-exec descriptors: an inherited one cannot be. Their numbers are tried up
-    // to the size of the descriptor table (`FDSize`): one fcntl(2) each, cheaper by far than
-    // listing /proc/self/fd, which takes milliseconds per thousand descriptors. The links are
-    // read for the close-on-exec ones alone. (0-2 too: a program may have closed its stdio.)
-    // A huge table (one inherited descriptor with a high number makes it so) is listed
-    // instead: a listing costs per open descriptor, the numbers per slot.
     // No sign either: Rust's runtime catches SIGSEGV and SIGBUS (stack overflows), and glibc
     // the signals it reserves below SIGRTMIN for its threads (before 2.34, in every process).
     let ours = (1u64 << (libc::SIGSEGV - 1)) | (1 << (libc::SIGBUS - 1));
     let reserved =
         (32..sys::lowest_realtime_signal()).fold(0u64, |mask, signal| mask | (1 << (signal - 1)));
     let handled = status.caught.map_or(0, |mask| mask & !ours & !reserved);
-    let numbers: Box<dyn Iterator<Item = i32>> = match status.fd_table_size {
-        Some(size) if size <= 65_536 => Box::new(0..size as i32),
-        _ => Box::new(
-            std::fs::read_dir("/proc/self/fd")
-                .ok()?
-                .flatten()
-                .filter_map(|entry| entry.file_name().to_str()?.parse().ok()),
-        ),
+    // Only close-on-exec descriptors: an inherited one cannot be. Their numbers are tried up
+    // to the size of the descriptor table (`FDSize`): poll(2) finds the open ones, 256 numbers
+    // a call, and fcntl(2) reads their flags; cheaper by far than listing /proc/self/fd, which
+    // takes milliseconds per thousand descriptors. The links are read for the close-on-exec
+    // ones alone. (0-2 too: a program may have closed its stdio.) A huge table (one inherited
+    // descriptor with a high number makes it so) is listed instead: a listing costs per open
+    // descriptor, the numbers per slot.
+    let numbers: Vec<RawFd> = match status.fd_table_size {
+        Some(size) if size <= 65_536 => sys::close_on_exec_among(0..size as RawFd),
+        _ => std::fs::read_dir("/proc/self/fd")
+            .ok()?
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+            .filter(|&fd| sys::close_on_exec_among(fd..fd.saturating_add(1)) == [fd])
+            .collect(),
     };
-    for fd in numbers.filter(|&fd| sys::is_close_on_exec(fd)) {
+    for fd in numbers {
         let Ok(target) = std::fs::read_link(format!("/proc/self/fd/{fd}")) else {
             continue;
         };

@@ -90,25 +90,66 @@ pub(crate) fn open_directory(
     openat(dir.unwrap_or(fcntl::AT_FDCWD), name, flags, 0)
 }
 
-/// The descriptor flags of `fd` (fcntl(2) `F_GETFD`), `None` if it is not open. For
-/// descriptors no value owns: the standard ones a launcher may have been started without,
-/// and the ones the async-runtime check looks at.
-fn descriptor_flags(fd: RawFd) -> Option<i32> {
-    // SAFETY: F_GETFD reads the descriptor's flags and takes no pointer; a closed number only
-    // fails with EBADF. No ownership is claimed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    (flags != -1).then_some(flags)
+/// How many descriptor numbers one poll(2) call of [`descriptor_flags`] looks at.
+const POLLED: usize = 256;
+
+/// The descriptor flags (fcntl(2) `F_GETFD`) of `first` and the numbers after it, up to
+/// [`POLLED`] of them and below `end`: -1 for a number that is not open. For descriptors no
+/// value owns: the standard ones a launcher may have been started without, and the ones the
+/// async-runtime check looks at.
+///
+/// For several numbers, poll(2) first tells which are open in one call (`POLLNVAL` marks the
+/// others), so that only those cost an fcntl(2): a table of 32,768 slots, 10,000 of them open,
+/// takes 128 poll calls and 10,000 fcntl calls instead of 32,768 fcntl calls, half the time.
+/// If poll fails (more numbers than `RLIMIT_NOFILE`), every number is asked.
+fn descriptor_flags(first: RawFd, end: RawFd) -> ([i32; POLLED], usize) {
+    let count = usize::try_from(end.saturating_sub(first))
+        .unwrap_or(0)
+        .min(POLLED);
+    let mut polled = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; POLLED];
+    for (entry, fd) in polled.iter_mut().zip(first..).take(count) {
+        entry.fd = fd;
+    }
+    let mut flags = [-1; POLLED];
+    // SAFETY: poll reads and writes the first `count` entries of `polled`, which has POLLED;
+    // F_GETFD reads a descriptor's flags and takes no pointer, and a closed number only fails
+    // with EBADF. No ownership is claimed, nothing is closed.
+    unsafe {
+        let polled_ok = count > 1 && libc::poll(polled.as_mut_ptr(), count as libc::nfds_t, 0) >= 0;
+        for (entry, flags) in polled.iter().zip(flags.iter_mut()).take(count) {
+            if !(polled_ok && entry.revents & libc::POLLNVAL != 0) {
+                *flags = libc::fcntl(entry.fd, libc::F_GETFD);
+            }
+        }
+    }
+    (flags, count)
 }
 
 /// Whether descriptor `fd` is open.
 pub(crate) fn is_open(fd: RawFd) -> bool {
-    descriptor_flags(fd).is_some()
+    descriptor_flags(fd, fd.saturating_add(1)).0[0] != -1
 }
 
-/// Whether descriptor `fd` is open and close-on-exec: this program opened it (an inherited
-/// descriptor cannot be close-on-exec).
-pub(crate) fn is_close_on_exec(fd: RawFd) -> bool {
-    descriptor_flags(fd).is_some_and(|flags| flags & libc::FD_CLOEXEC != 0)
+/// The open close-on-exec descriptors among `numbers`: this program opened them (an
+/// inherited descriptor cannot be close-on-exec).
+pub(crate) fn close_on_exec_among(numbers: std::ops::Range<RawFd>) -> Vec<RawFd> {
+    let mut found = Vec::new();
+    let mut first = numbers.start.max(0);
+    while first < numbers.end {
+        let (flags, count) = descriptor_flags(first, numbers.end);
+        found.extend(
+            (first..)
+                .zip(&flags[..count])
+                .filter(|(_, &flags)| flags != -1 && flags & libc::FD_CLOEXEC != 0)
+                .map(|(fd, _)| fd),
+        );
+        first = first.saturating_add(count.max(1) as RawFd);
+    }
+    found
 }
 
 /// Whether descriptor `fd` is one end of a Unix socket pair: a connected Unix socket whose
