@@ -186,12 +186,23 @@ impl Notifier {
     }
 }
 
+/// Writes one frame. A short one (the pid, "ready", a failed step) goes in one write, so
+/// that the launcher wakes once for it; a failure message, header and text apart. Allocates
+/// nothing.
 fn send(fd: BorrowedFd, tag: u8, payload: &[u8]) -> io::Result<()> {
-    let mut header = [0u8; 5];
-    header[0] = tag;
-    header[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    sys::write_all(fd, &header)?;
-    sys::write_all(fd, payload)
+    let mut frame = [0u8; 16];
+    frame[0] = tag;
+    frame[1..5].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    match frame.get_mut(5..5 + payload.len()) {
+        Some(room) => {
+            room.copy_from_slice(payload);
+            sys::write_all(fd, &frame[..5 + payload.len()])
+        }
+        None => {
+            sys::write_all(fd, &frame[..5])?;
+            sys::write_all(fd, payload)
+        }
+    }
 }
 
 /// What the launcher heard.
