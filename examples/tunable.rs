@@ -31,8 +31,10 @@
 //! TOKIO_BEFORE=signal listens for `SIGUSR1` with `tokio::signal` on a runtime that is dropped
 //! before the start (refused too: tokio's signal state outlives the runtime).
 //! BEFORE_START, a comma-separated list: `handler` installs a `SIGUSR2` handler before the
-//! start, `pair` makes a Unix socket pair, `kept` adds the pair to `keep_fds`. Both a handler
-//! and a pair not kept are refused (tokio's signal state looks so), anything less is not.
+//! start, `thread` runs a thread to its end (glibc then catches a signal of its own), `pair`
+//! makes a Unix socket pair, `kept` adds the pair to `keep_fds`, `named` connects to a named
+//! Unix socket. A handler of the program's own and a pair not kept are refused (tokio's
+//! signal state looks so), anything less is not.
 //!
 //! DETACH=always|never sets `detach`; with SPAWN_ENV the body first runs a child that writes
 //! its environment to `child.env`. The body tells a supervisor `STATUS=up PID`.
@@ -105,8 +107,20 @@ fn main() -> Result<(), String> {
         // SAFETY: the handler does nothing, which is async-signal-safe.
         unsafe { libc::signal(libc::SIGUSR2, nothing as *const () as libc::sighandler_t) };
     }
+    if before("thread") {
+        // Gone again by the start; glibc has now caught its reserved SIGSETXID.
+        std::thread::spawn(|| {}).join().expect("a thread");
+    }
     let pair =
         before("pair").then(|| std::os::unix::net::UnixStream::pair().expect("a socket pair"));
+    let _named = before("named").then(|| {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let path = format!("{}/named.sock", var("PROBE_DIR").expect("PROBE_DIR"));
+        let listener = UnixListener::bind(&path).expect("a named socket");
+        let client = UnixStream::connect(&path).expect("a connection");
+        let accepted = listener.accept().expect("accepted").0;
+        (listener, client, accepted)
+    });
     if let (true, Some((one, other))) = (before("kept"), &pair) {
         use std::os::fd::AsRawFd;
         daemon = daemon.keep_fds(&[one.as_raw_fd(), other.as_raw_fd()]);
