@@ -402,7 +402,19 @@ fn upgrade_refuses_what_it_cannot_replace() {
     assert_eq!(exchange(port, "still").unwrap(), "still\n");
     signal(pid, libc::SIGTERM);
     wait_for_exit(pid, GONE_TIMEOUT);
-    // A daemon in the foreground (`run`, as under a supervisor) is its supervisor's to replace.
+    // A daemon in the foreground (`run`, as under a supervisor) is its supervisor's to replace:
+    // refused, and left serving.
+    let refused_in_the_foreground = |pid: i32| {
+        let refused = upgrade_now(&binary);
+        assert_eq!(refused.code(), Some(1), "{refused:?}");
+        assert!(
+            refused.stderr.starts_with(&format!(
+                "echo.bin: cannot upgrade: pid {pid} runs in the foreground"
+            )),
+            "{refused:?}"
+        );
+        assert_eq!(exchange(port, "still").unwrap(), "still\n");
+    };
     let mut command = sandbox.command_for(&binary);
     command.arg("run").env("ECHO_PORT", port.to_string());
     let mut running = spawn(&mut command);
@@ -410,15 +422,7 @@ fn upgrade_refuses_what_it_cannot_replace() {
         exchange(port, "up").is_ok()
     });
     let pid = running.id() as i32;
-    let refused = upgrade_now(&binary);
-    assert_eq!(refused.code(), Some(1), "{refused:?}");
-    assert!(
-        refused.stderr.starts_with(&format!(
-            "echo.bin: cannot upgrade: pid {pid} runs in the foreground"
-        )),
-        "{refused:?}"
-    );
-    assert_eq!(exchange(port, "still").unwrap(), "still\n");
+    refused_in_the_foreground(pid);
     signal(pid, libc::SIGTERM);
     let _ = running.wait();
     // The same when the session's leader is gone, as under a CI runner: the parent that waits
@@ -444,15 +448,7 @@ fn upgrade_refuses_what_it_cannot_replace() {
         !Path::new(&format!("/proc/{session}")).exists(),
         "{session}"
     );
-    let refused = upgrade_now(&binary);
-    assert_eq!(refused.code(), Some(1), "{refused:?}");
-    assert!(
-        refused.stderr.starts_with(&format!(
-            "echo.bin: cannot upgrade: pid {pid} runs in the foreground"
-        )),
-        "{refused:?}"
-    );
-    assert_eq!(exchange(port, "still").unwrap(), "still\n");
+    refused_in_the_foreground(pid);
     // The inner shell, orphaned, is this (subreaper) process's child once the daemon ends.
     let shell = parent_of(pid);
     signal(pid, libc::SIGTERM);
