@@ -41,7 +41,7 @@ pub enum ControlCommand {
 }
 
 /// LSB exit codes (Linux Standard Base, init script actions).
-mod lsb {
+pub(crate) mod lsb {
     pub const SUCCESS: i32 = 0;
     pub const FAILURE: i32 = 1;
     pub const USAGE: i32 = 2;
@@ -100,11 +100,10 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
         }
     };
     // `unit` needs no pidfile: it only prints.
-    let pidfile = match command {
-        ControlCommand::Unit => return Next::Exit(unit(daemon, name)),
-        _ => resolve_pidfile(daemon),
-    };
-    let pidfile = match pidfile {
+    if command == ControlCommand::Unit {
+        return Next::Exit(unit(daemon, name));
+    }
+    let pidfile = match resolve_pidfile(daemon) {
         Ok(path) => path,
         Err(message) => {
             complain!("{name}: {message}");
@@ -116,7 +115,7 @@ pub(crate) fn dispatch(daemon: &Daemon, name: &str) -> Next {
     };
     match command {
         ControlCommand::Start => Next::Start,
-        ControlCommand::Unit => Next::Exit(unit(daemon, name)),
+        ControlCommand::Unit => unreachable!("answered above"),
         ControlCommand::Run => Next::Foreground,
         ControlCommand::Upgrade => match crate::upgrade::begin(&pidfile, &daemon.listen, name) {
             Ok(upgrade) => Next::Upgrade(Box::new(upgrade)),

@@ -174,7 +174,7 @@ fn wait_alone(watched: Option<BorrowedFd>, timeout: Option<Duration>) -> Woken {
                 if left.is_zero() {
                     return Woken::TimedOut;
                 }
-                left.as_millis().clamp(1, i32::MAX as u128) as i32
+                sys::poll_millis(left)
             }
             None => -1,
         };

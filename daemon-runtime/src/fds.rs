@@ -77,7 +77,7 @@ fn close_gaps(keep: &[u32]) -> std::io::Result<()> {
 
 /// The open descriptors, from `/proc/self/fd` (Linux) or `/dev/fd` (macOS, where it lists
 /// them all; on FreeBSD without fdescfs it would list only 0-2, so it is not used there).
-fn listed_descriptors() -> Option<Vec<u32>> {
+pub(crate) fn listed_descriptors() -> Option<Vec<u32>> {
     let dir = if cfg!(any(target_os = "linux", target_os = "android")) {
         "/proc/self/fd"
     } else if cfg!(target_os = "macos") {

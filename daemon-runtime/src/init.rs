@@ -35,10 +35,10 @@ extern "C" fn forward(signal: libc::c_int) {
     }
 }
 
-/// When this process is PID 1, forks: returns in the child, the service, which goes on with
+/// When this process is PID 1 (`pid_1`), forks: returns in the child, the service, which goes on with
 /// the start-up; the parent stays PID 1 and never returns. Elsewhere, returns at once.
-pub(crate) fn split_if_pid_1() -> std::io::Result<()> {
-    if sys::getpid() != 1 {
+pub(crate) fn split_if_pid_1(pid_1: bool) -> std::io::Result<()> {
+    if !pid_1 {
         return Ok(());
     }
     // Blocked across the fork: a signal that comes before the parent forwards is kept

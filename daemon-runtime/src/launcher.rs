@@ -72,7 +72,7 @@ pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) ->
     // PID 1 of a PID namespace stays a small init; the service goes on as its child, in the
     // foreground whatever `detach` says.
     let pid_1 = sys::getpid() == 1;
-    init::split_if_pid_1().map_err(|source| Error::System {
+    init::split_if_pid_1(pid_1).map_err(|source| Error::System {
         action: SystemAction::Fork,
         source,
     })?;
@@ -146,14 +146,10 @@ pub(crate) fn launch(daemon: &Daemon, start: Start, upgrade: Option<Upgrade>) ->
         action: SystemAction::Signals,
         source,
     };
-    // Read again after a user database lookup, which may have set a disposition meanwhile
-    // (an NSS module); nothing else since the first read sets one.
-    let ignored = if daemon.user.is_some() || daemon.group.is_some() {
-        prepare::self_status().ignored
-    } else {
-        status.ignored
-    };
-    signals::reset_for_launch(ignored).map_err(signals)?;
+    // The ignored set read first still holds, unless a user database lookup ran since (an NSS
+    // module may set a disposition): then every signal is looked at.
+    let looked_up = daemon.user.is_some() || daemon.group.is_some();
+    signals::reset_for_launch(status.ignored.filter(|_| !looked_up)).map_err(signals)?;
     child::register_exit_and_fork_handlers()?;
     if mode == Mode::Foreground {
         let (mut plan, pidfile) = prepare::prepare(
@@ -508,7 +504,7 @@ impl Watch {
             true => left,
             false => left.min(Duration::from_millis(5)),
         };
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let ms = sys::poll_millis(left);
         let pidfd = self.pidfd.as_ref().map(AsFd::as_fd);
         match sys::wait_either([self.listener.fd(), pidfd], ms) {
             Ok([true, _]) => self.listener.read_some(),

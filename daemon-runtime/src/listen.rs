@@ -33,7 +33,7 @@ pub(crate) fn close_copies() {
 /// In a launcher whose start failed: closes its sockets and removes the socket files it
 /// created (activated ones are the supervisor's and stay).
 pub(crate) fn discard() {
-    SOCKETS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    close_copies();
     for path in CREATED.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
         let _ = std::fs::remove_file(path);
     }

@@ -209,7 +209,7 @@ pub(crate) fn set_owner() {
 
 /// `STATUS=` and `ERRNO=`: the start failed, with the launcher's sentence.
 pub(crate) fn failed(sentence: &str, errno: Option<i32>) {
-    if supervisor().and_then(|s| s.socket.as_ref()).is_none() {
+    if !has_socket() {
         return;
     }
     let mut message = format!("STATUS={sentence}");
@@ -223,7 +223,7 @@ pub(crate) fn failed(sentence: &str, errno: Option<i32>) {
 /// Does nothing outside a supervisor. A newline in `text` ends it (the protocol is one
 /// `KEY=VALUE` per line).
 pub fn status(text: &str) {
-    if supervisor().and_then(|s| s.socket.as_ref()).is_none() {
+    if !has_socket() {
         return;
     }
     let line = text.lines().next().unwrap_or_default();
@@ -247,9 +247,6 @@ pub fn watchdog_interval() -> Option<Duration> {
 /// Asks the supervisor for more time to start, reload or stop (`EXTEND_TIMEOUT_USEC=`): the
 /// current step may take `duration` more from now. Does nothing outside a supervisor.
 pub fn extend_timeout(duration: Duration) {
-    if supervisor().and_then(|s| s.socket.as_ref()).is_none() {
-        return;
-    }
     let usec = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
     let line = Line::new().text(b"EXTEND_TIMEOUT_USEC=").number(usec);
     send(line.bytes());

@@ -347,11 +347,10 @@ pub(crate) fn async_runtime_in_use(status: &SelfStatus, keep: &[RawFd]) -> Optio
     // descriptor, the numbers per slot.
     let numbers: Vec<RawFd> = match status.fd_table_size {
         Some(size) if size <= 65_536 => sys::close_on_exec_among(0..size as RawFd),
-        _ => std::fs::read_dir("/proc/self/fd")
-            .ok()?
-            .flatten()
-            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-            .filter(|&fd| sys::close_on_exec_among(fd..fd.saturating_add(1)) == [fd])
+        _ => crate::fds::listed_descriptors()?
+            .into_iter()
+            .filter_map(|fd| RawFd::try_from(fd).ok())
+            .filter(|&fd| sys::is_close_on_exec(fd))
             .collect(),
     };
     for fd in numbers {

@@ -273,7 +273,7 @@ impl Listener {
             if left.is_zero() {
                 return;
             }
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            let ms = sys::poll_millis(left);
             match sys::wait_readable(self.fd.as_fd(), ms) {
                 Ok(true) => {
                     if self.read_some().is_err() {

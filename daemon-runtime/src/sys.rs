@@ -134,6 +134,17 @@ pub(crate) fn is_open(fd: RawFd) -> bool {
     descriptor_flags(fd, fd.saturating_add(1)).0[0] != -1
 }
 
+/// Whether descriptor `fd` is open and close-on-exec: this program opened it (an inherited
+/// descriptor cannot be close-on-exec).
+pub(crate) fn is_close_on_exec(fd: RawFd) -> bool {
+    open_and_close_on_exec(descriptor_flags(fd, fd.saturating_add(1)).0[0])
+}
+
+/// Whether flags read by [`descriptor_flags`] are those of an open close-on-exec descriptor.
+fn open_and_close_on_exec(flags: i32) -> bool {
+    flags != -1 && flags & libc::FD_CLOEXEC != 0
+}
+
 /// The open close-on-exec descriptors among `numbers`: this program opened them (an
 /// inherited descriptor cannot be close-on-exec).
 pub(crate) fn close_on_exec_among(numbers: std::ops::Range<RawFd>) -> Vec<RawFd> {
@@ -144,7 +155,7 @@ pub(crate) fn close_on_exec_among(numbers: std::ops::Range<RawFd>) -> Vec<RawFd>
         found.extend(
             (first..)
                 .zip(&flags[..count])
-                .filter(|(_, &flags)| flags != -1 && flags & libc::FD_CLOEXEC != 0)
+                .filter(|(_, &flags)| open_and_close_on_exec(flags))
                 .map(|(fd, _)| fd),
         );
         first = first.saturating_add(count.max(1) as RawFd);
@@ -683,6 +694,12 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd, signal: Signal) -> io::Result
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn pidfd_send_signal(_pidfd: BorrowedFd, _signal: Signal) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// A poll(2) timeout for the time `left`, in milliseconds: at least 1, so that a wait with
+/// less than a millisecond left sleeps instead of spinning.
+pub(crate) fn poll_millis(left: std::time::Duration) -> i32 {
+    left.as_millis().clamp(1, i32::MAX as u128) as i32
 }
 
 /// poll(2) for readability of one descriptor; `Ok(false)` on timeout.

@@ -16,7 +16,7 @@
 //! where the kernel allows that). Under systemd the unit's main process is systemd's to
 //! replace: there, socket activation and `systemctl restart` do the job.
 
-use crate::control::{Ended, Process};
+use crate::control::{lsb, Ended, Process};
 use crate::listen::{Entry, Target};
 use crate::output::{complain, say};
 use crate::pidfile::{self, Pidfile};
@@ -73,13 +73,6 @@ impl Upgrade {
     }
 }
 
-/// The exit status of a failure to begin, LSB's.
-pub(crate) mod code {
-    pub(crate) const FAILURE: i32 = 1;
-    pub(crate) const NO_PRIVILEGE: i32 = 4;
-    pub(crate) const NOT_RUNNING: i32 = 7;
-}
-
 /// Finds the running daemon of `pidfile_path` and takes what the new one needs. Nothing is
 /// changed for the running daemon: only descriptors are duplicated.
 pub(crate) fn begin(
@@ -89,7 +82,7 @@ pub(crate) fn begin(
 ) -> Result<Upgrade, Refused> {
     let entries: Vec<Entry> = entries
         .iter()
-        .map(|entry| Entry::parse(entry).map_err(|why| refused(code::FAILURE, why)))
+        .map(|entry| Entry::parse(entry).map_err(|why| refused(lsb::FAILURE, why)))
         .collect::<Result<_, _>>()?;
     // One upgrade at a time: a lock of its own, next to the pidfile.
     let lock_path = lock_path(pidfile_path);
@@ -98,11 +91,11 @@ pub(crate) fn begin(
         Err(crate::Error::AlreadyRunning { pid, .. }) => {
             let by = pid.map_or(String::new(), |pid| format!(" (pid {pid})"));
             return Err(refused(
-                code::FAILURE,
+                lsb::FAILURE,
                 format!("another upgrade is under way{by}"),
             ));
         }
-        Err(error) => return Err(refused(code::FAILURE, error.to_string())),
+        Err(error) => return Err(refused(lsb::FAILURE, error.to_string())),
     };
     let _ = lock.write_pid(sys::getpid());
     let release = |lock: Pidfile| lock.remove();
@@ -110,14 +103,11 @@ pub(crate) fn begin(
         Ok(Some(process)) => process,
         Ok(None) => {
             release(lock);
-            return Err(refused(
-                code::NOT_RUNNING,
-                "not running: nothing to upgrade",
-            ));
+            return Err(refused(lsb::NOT_RUNNING, "not running: nothing to upgrade"));
         }
         Err(why) => {
             release(lock);
-            return Err(refused(code::FAILURE, why));
+            return Err(refused(lsb::FAILURE, why));
         }
     };
     match take(&process, pidfile_path, &entries, name) {
@@ -190,7 +180,7 @@ fn take(
     // What /proc says of the daemon: unreadable, it is not ours to inspect, nor to ptrace.
     let not_allowed = |what: &str, error: io::Error| {
         refused(
-            code::NO_PRIVILEGE,
+            lsb::NO_PRIVILEGE,
             format!(
                 "cannot inspect pid {pid} (/proc/{pid}/{what}: {}): upgrade needs root, or the \
                  right to ptrace the daemon",
@@ -207,7 +197,7 @@ fn take(
         .find(|unit| unit.ends_with(".service"))
     {
         return Err(refused(
-            code::FAILURE,
+            lsb::FAILURE,
             format!(
                 "pid {pid} runs under systemd, in {unit}, whose processes are systemd's to \
                  replace: upgrade with socket activation and `systemctl restart` instead (the \
@@ -220,7 +210,7 @@ fn take(
     // that very process, and would see it end.
     if !detached(pid).map_err(|error| not_allowed("stat", error))? {
         return Err(refused(
-            code::FAILURE,
+            lsb::FAILURE,
             format!(
                 "pid {pid} runs in the foreground (under a supervisor, or `run`): upgrade \
                  replaces a daemon that detached; restart this one through what started it"
@@ -230,7 +220,7 @@ fn take(
     // The program at our path replaces the daemon that was started from it.
     let ours = std::env::current_exe().map_err(|error| {
         refused(
-            code::FAILURE,
+            lsb::FAILURE,
             format!("cannot tell which program this is: {error}"),
         )
     })?;
@@ -240,7 +230,7 @@ fn take(
     let theirs = theirs.strip_suffix(" (deleted)").unwrap_or(&theirs);
     if Path::new(theirs) != ours {
         return Err(refused(
-            code::FAILURE,
+            lsb::FAILURE,
             format!(
                 "pid {pid} runs {theirs}, not {}: upgrade replaces a daemon with the program \
                  now at the path it was started from",
@@ -250,20 +240,19 @@ fn take(
     }
     let Some(pidfd) = process.pidfd() else {
         return Err(refused(
-            code::FAILURE,
+            lsb::FAILURE,
             "upgrade needs pidfds (Linux 5.6), which this system does not give",
         ));
     };
     let get = |fd: RawFd| {
         sys::pidfd_getfd(pidfd, fd).map_err(|error| {
-            let code = match error.raw_os_error() {
-                Some(libc::EPERM) => code::NO_PRIVILEGE,
-                _ => code::FAILURE,
-            };
-            let how = match error.raw_os_error() {
-                Some(libc::EPERM) => " (upgrade needs root, or the right to ptrace the daemon)",
-                Some(libc::ENOSYS) => " (upgrade needs Linux 5.6)",
-                _ => "",
+            let (code, how) = match error.raw_os_error() {
+                Some(libc::EPERM) => (
+                    lsb::NO_PRIVILEGE,
+                    " (upgrade needs root, or the right to ptrace the daemon)",
+                ),
+                Some(libc::ENOSYS) => (lsb::FAILURE, " (upgrade needs Linux 5.6)"),
+                _ => (lsb::FAILURE, ""),
             };
             refused(
                 code,
@@ -276,17 +265,17 @@ fn take(
     };
     let pidfile_id = sys::lstat(
         &crate::paths::c_string(pidfile_path)
-            .map_err(|error| refused(code::FAILURE, format!("pidfile: {error}")))?,
+            .map_err(|error| refused(lsb::FAILURE, format!("pidfile: {error}")))?,
     )
-    .map_err(|error| refused(code::FAILURE, format!("pidfile: {error}")))?;
+    .map_err(|error| refused(lsb::FAILURE, format!("pidfile: {error}")))?;
     let number = pidfile::locking_descriptor(pid as u32, pidfile_id).ok_or_else(|| {
         refused(
-            code::FAILURE,
+            lsb::FAILURE,
             format!("pid {pid} does not show the lock of its pidfile in /proc/{pid}/fdinfo"),
         )
     })?;
     let pidfile = Pidfile::adopt(get(number)?, pidfile_path.to_owned())
-        .map_err(|error| refused(code::FAILURE, format!("pidfile: {error}")))?;
+        .map_err(|error| refused(lsb::FAILURE, format!("pidfile: {error}")))?;
     let mut sockets = Vec::new();
     // Each entry expanded and resolved once; one that cannot be matches no socket.
     let mut cwd = crate::paths::Cwd::default();
@@ -319,7 +308,7 @@ fn take(
             Some(fd) => sockets.push((entry.name.clone(), fd)),
             None => {
                 return Err(refused(
-                    code::FAILURE,
+                    lsb::FAILURE,
                     format!(
                         "pid {pid} has no listening socket for `listen` entry \"{}\": it does \
                          not look like this service",
@@ -331,7 +320,7 @@ fn take(
     }
     let old_pidfd = pidfd
         .try_clone_to_owned()
-        .map_err(|error| refused(code::FAILURE, format!("pidfd: {error}")))?;
+        .map_err(|error| refused(lsb::FAILURE, format!("pidfd: {error}")))?;
     Ok((pidfile, sockets, old_pidfd))
 }
 
@@ -387,7 +376,7 @@ impl Switch {
         };
         let fail = |why: String| -> ! {
             complain!("{name}: not upgraded: {why}");
-            std::process::exit(code::FAILURE)
+            std::process::exit(lsb::FAILURE)
         };
         if !self.old_alive() || !pidfile.still_at_path() {
             stop(new_pidfd.as_ref().map(AsFd::as_fd), stop_timeout);
@@ -417,7 +406,7 @@ impl Switch {
         match ended {
             Ended::NotAtAll => {
                 complain!("{name}: upgraded to pid {new}, but pid {old} is still running");
-                std::process::exit(code::FAILURE)
+                std::process::exit(lsb::FAILURE)
             }
             _ if !still_named => {
                 complain!(
@@ -425,7 +414,7 @@ impl Switch {
                      exited (a build from before `upgrade` does): pid {new} runs without one; \
                      restart it to have one"
                 );
-                std::process::exit(code::FAILURE)
+                std::process::exit(lsb::FAILURE)
             }
             Ended::Stopped => say!("{name}: upgraded (pid {old} -> pid {new})"),
             Ended::Killed => {
