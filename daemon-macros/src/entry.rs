@@ -144,10 +144,26 @@ fn tokio_async_block(body: &TokenStream) -> Option<usize> {
 
 /// Whether a string literal with `text` in it appears anywhere in `tokens`.
 fn mentions_text(tokens: &TokenStream, text: &str) -> bool {
-    tokens.clone().into_iter().any(|token| match token {
-        TokenTree::Literal(literal) => literal.to_string().contains(text),
-        TokenTree::Group(group) => mentions_text(&group.stream(), text),
-        _ => false,
+    any_token(
+        tokens,
+        &|token| matches!(token, TokenTree::Literal(literal) if literal.to_string().contains(text)),
+    )
+}
+
+/// Whether the identifier `name` appears anywhere in `tokens`.
+fn mentions(tokens: &TokenStream, name: &str) -> bool {
+    any_token(
+        tokens,
+        &|token| matches!(token, TokenTree::Ident(ident) if ident == name),
+    )
+}
+
+/// Whether `hit` holds for a token anywhere in `tokens`, inside groups too (a group itself is
+/// not offered to `hit`, only its tokens).
+fn any_token(tokens: &TokenStream, hit: &impl Fn(&TokenTree) -> bool) -> bool {
+    tokens.clone().into_iter().any(|token| match &token {
+        TokenTree::Group(group) => any_token(&group.stream(), hit),
+        token => hit(token),
     })
 }
 
@@ -166,15 +182,6 @@ pub(crate) fn put_first_in_block(body: TokenStream, at: usize, first: TokenStrea
             token => token,
         })
         .collect()
-}
-
-/// Whether the identifier `name` appears anywhere in `tokens`.
-fn mentions(tokens: &TokenStream, name: &str) -> bool {
-    tokens.clone().into_iter().any(|token| match token {
-        TokenTree::Ident(ident) => ident == name,
-        TokenTree::Group(group) => mentions(&group.stream(), name),
-        _ => false,
-    })
 }
 
 /// `flavor` and `worker_threads` configure the runtime `#[daemon]` builds: only on its own

@@ -356,38 +356,36 @@ fn keep_fds(expr: &Expr) -> syn::Result<Vec<i32>> {
         return Err(wrong_type(Key::KeepFds, expr));
     };
     let mut fds = Vec::new();
-    let mut errors: Option<syn::Error> = None;
-    let mut push = |error: syn::Error| match &mut errors {
-        Some(errors) => errors.combine(error),
-        None => errors = Some(error),
-    };
+    let mut errors = Errors::default();
     for element in &array.elems {
         let parsed = match literal(element) {
             Some(Lit::Int(lit)) if !is_negative(element) => lit.base10_parse::<i32>().ok(),
             _ if is_negative(element) => None,
             _ => {
-                push(syn::Error::new(
+                errors.at(
                     element.span(),
                     "`keep_fds` lists descriptor numbers, like `keep_fds = [3, 4]`",
-                ));
+                );
                 continue;
             }
         };
         match parsed {
-            Some(fd) if fd <= 2 => push(syn::Error::new(
+            Some(fd) if fd <= 2 => errors.at(
                 element.span(),
                 "descriptors 0, 1 and 2 are always kept (on /dev/null or the log files); list only descriptors above 2",
-            )),
-            Some(fd) if fds.contains(&fd) => push(syn::Error::new(element.span(), format!("descriptor {fd} is listed twice"))),
+            ),
+            Some(fd) if fds.contains(&fd) => {
+                errors.at(element.span(), format!("descriptor {fd} is listed twice"))
+            }
             Some(fd) => fds.push(fd),
-            None => push(syn::Error::new(
+            None => errors.at(
                 element.span(),
                 format!("a descriptor to keep is a number from 3 to {}", i32::MAX),
-            )),
+            ),
         }
     }
-    match errors {
-        Some(errors) => Err(errors),
+    match errors.into_error() {
+        Some(error) => Err(error),
         None => Ok(fds),
     }
 }
@@ -399,18 +397,16 @@ fn listen(expr: &Expr) -> syn::Result<Vec<String>> {
         return Err(wrong_type(Key::Listen, expr));
     };
     let mut entries: Vec<String> = Vec::new();
-    let mut errors: Option<syn::Error> = None;
-    let mut push = |error: syn::Error| match &mut errors {
-        Some(errors) => errors.combine(error),
-        None => errors = Some(error),
-    };
+    let mut names: Vec<String> = Vec::new();
+    let mut errors = Errors::default();
     for element in &array.elems {
         let Some(Lit::Str(lit)) = literal(element) else {
-            push(wrong_type(Key::Listen, element));
+            errors.push(wrong_type(Key::Listen, element));
             continue;
         };
         let entry = lit.value();
-        let problem = match entry.split_once('=') {
+        let split = entry.split_once('=');
+        let problem = match split {
             None => Some("write NAME=ADDRESS, like \"http=127.0.0.1:8080\"".to_owned()),
             Some((name, _))
                 if name.is_empty()
@@ -434,26 +430,18 @@ fn listen(expr: &Expr) -> syn::Result<Vec<String>> {
                 None => Some("the address is HOST:PORT, [IPV6]:PORT or unix:PATH".to_owned()),
             },
         };
-        let name = entry.split_once('=').map_or("", |(name, _)| name);
+        let name = split.map_or("", |(name, _)| name);
         if let Some(problem) = problem {
-            push(syn::Error::new(
-                lit.span(),
-                format!("`listen` entry \"{entry}\": {problem}"),
-            ));
-        } else if entries
-            .iter()
-            .any(|other| other.split_once('=').map(|(n, _)| n) == Some(name))
-        {
-            push(syn::Error::new(
-                lit.span(),
-                format!("`listen` names \"{name}\" twice"),
-            ));
+            errors.at(lit.span(), format!("`listen` entry \"{entry}\": {problem}"));
+        } else if names.iter().any(|seen| seen == name) {
+            errors.at(lit.span(), format!("`listen` names \"{name}\" twice"));
         } else {
+            names.push(name.to_owned());
             entries.push(entry);
         }
     }
-    match errors {
-        Some(errors) => Err(errors),
+    match errors.into_error() {
+        Some(error) => Err(error),
         None => Ok(entries),
     }
 }
