@@ -204,13 +204,9 @@ fn a_signal_handler_with_a_socket_pair_is_refused_and_either_alone_is_not() {
         let sandbox = Sandbox::new("before-start");
         launch(tunable(&sandbox).env("BEFORE_START", what)).assert_started_quietly_or_announced();
         let pid = sandbox.daemon_pid();
-        let sockets = fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .flatten()
-            .filter(|fd| {
-                fs::read_link(fd.path())
-                    .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
-            })
+        let sockets = fds(pid)
+            .values()
+            .filter(|target| target.to_string_lossy().starts_with("socket:"))
             .count();
         // A pair not kept was closed, as every descriptor the start does not keep.
         let kept = if what.ends_with("kept") { 2 } else { 0 };
@@ -275,21 +271,12 @@ fn a_runtime_that_cannot_start_fails_the_launch() {
 #[test]
 fn futures_on_many_tasks_each_see_the_shutdown_after_a_burst_of_reloads() {
     let sandbox = Sandbox::new("tokio-watchers");
-    let port = free_port();
-    let mut command = sandbox.command("tokio_tunable");
-    command
-        .env("PORT", port.to_string())
-        .env("WORKERS", "2")
-        .env("WATCHERS", "8");
-    launch(&mut command).assert_started();
-    let pid = sandbox.daemon_pid();
+    let (pid, port) = start_tokio_tunable(&sandbox, &[("WORKERS", "2"), ("WATCHERS", "8")]);
     log_lines(port, 1);
     for _ in 0..30 {
         signal(pid, libc::SIGHUP);
     }
-    signal(pid, libc::SIGTERM);
-    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
-    assert_eq!(status.code(), Some(0), "{status:?}");
+    terminate(pid);
     let log = fs::read_to_string(sandbox.path("stderr.log")).unwrap();
     assert!(log.contains("8 watchers saw the shutdown"), "{log}");
     assert!(
@@ -321,13 +308,7 @@ pub fn log_lines(port: u16, count: u64) -> u64 {
 #[test]
 fn tokio_signal_listeners_leave_the_daemons_handling_in_place() {
     let sandbox = Sandbox::new("tokio-signals");
-    let port = free_port();
-    let mut command = sandbox.command("tokio_tunable");
-    command
-        .env("PORT", port.to_string())
-        .env("TOKIO_SIGNALS", "1");
-    launch(&mut command).assert_started();
-    let pid = sandbox.daemon_pid();
+    let (pid, port) = start_tokio_tunable(&sandbox, &[("TOKIO_SIGNALS", "1")]);
     log_lines(port, 1); // the body runs, its listeners are registered
 
     // SIGHUP: the daemon reopens its log (logrotate moved it), and tokio's listener hears it.
@@ -339,9 +320,7 @@ fn tokio_signal_listeners_leave_the_daemons_handling_in_place() {
     });
 
     // SIGTERM: the daemon's graceful shutdown, and tokio's listener hears it too.
-    signal(pid, libc::SIGTERM);
-    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
-    assert_eq!(status.code(), Some(0), "{status:?}");
+    terminate(pid);
     assert!(!sandbox.pidfile().exists());
     let text = fs::read_to_string(&log).unwrap();
     let (heard, bye) = (text.find("tokio saw SIGTERM"), text.find("bye"));
@@ -387,9 +366,7 @@ fn every_reload_reaches_the_async_body() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(reloads() <= 15, "{} reloads for 15 SIGHUPs", reloads());
     assert_eq!(ask(port, "still here"), "still here\n");
-    signal(pid, libc::SIGTERM);
-    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
-    assert_eq!(status.code(), Some(0), "{status:?}");
+    terminate(pid);
 }
 
 #[test]

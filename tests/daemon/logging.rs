@@ -9,23 +9,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Starts tokio_tunable with `writer` (and the extra environment); its pid and port.
-fn start(sandbox: &Sandbox, writer: &str, extra: &[(&str, &str)]) -> (i32, u16) {
-    let port = free_port();
-    let mut command = sandbox.command("tokio_tunable");
-    command.env("PORT", port.to_string()).env("WRITER", writer);
-    for (name, value) in extra {
-        command.env(name, value);
-    }
-    launch(&mut command).assert_started();
-    (sandbox.daemon_pid(), port)
-}
-
 /// Stops the daemon with SIGTERM: exit 0, no pidfile.
 fn stop(sandbox: &Sandbox, pid: i32) {
-    signal(pid, libc::SIGTERM);
-    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
-    assert_eq!(status.code(), Some(0), "{status:?}");
+    terminate(pid);
     assert!(!sandbox.pidfile().exists(), "pidfile left behind");
 }
 
@@ -147,7 +133,7 @@ fn assert_each_line_once(files: &[PathBuf], last: u64) -> usize {
 #[test]
 fn tracing_to_stderr_follows_logrotate_moves_while_it_logs() {
     let sandbox = Sandbox::new("tracing-move");
-    let (pid, port) = start(&sandbox, "stderr", &[]);
+    let (pid, port) = start_tokio_tunable(&sandbox, &[("WRITER", "stderr")]);
     let log = sandbox.path("stderr.log");
     // Lines are written all along, while logrotate moves the log three times.
     let last = logging_during(port, || {
@@ -166,7 +152,7 @@ fn tracing_to_stderr_follows_logrotate_moves_while_it_logs() {
 #[test]
 fn tracing_to_stderr_survives_copytruncate() {
     let sandbox = Sandbox::new("tracing-copytruncate");
-    let (pid, port) = start(&sandbox, "stderr", &[]);
+    let (pid, port) = start_tokio_tunable(&sandbox, &[("WRITER", "stderr")]);
     let log = sandbox.path("stderr.log");
     // copytruncate loses what is written between its copy and its truncation (logrotate(8)
     // says so): the lines come between the rotations.
@@ -186,7 +172,10 @@ fn tracing_to_stderr_survives_copytruncate() {
 #[test]
 fn a_non_blocking_writer_flushes_its_lines_at_a_graceful_exit() {
     let sandbox = Sandbox::new("tracing-non-blocking");
-    let (pid, port) = start(&sandbox, "non_blocking", &[("SHUTDOWN_LINES", "20000")]);
+    let (pid, port) = start_tokio_tunable(
+        &sandbox,
+        &[("WRITER", "non_blocking"), ("SHUTDOWN_LINES", "20000")],
+    );
     let before = log_lines(port, 10);
     // The 20,000 lines are handed to tracing-appender's thread as main returns; its guard,
     // dropped by main, waits until they are written.
@@ -202,7 +191,7 @@ fn a_non_blocking_writer_flushes_its_lines_at_a_graceful_exit() {
 #[test]
 fn a_log_file_of_the_body_reopens_on_sighup() {
     let sandbox = Sandbox::new("tracing-logfile");
-    let (pid, port) = start(&sandbox, "logfile", &[]);
+    let (pid, port) = start_tokio_tunable(&sandbox, &[("WRITER", "logfile")]);
     let log = sandbox.path("own.log");
     let last = logging_during(port, || {
         for _ in 0..2 {
@@ -226,7 +215,7 @@ fn a_rolling_never_appender_keeps_writing_to_the_moved_file() {
     // What the README says: tracing_appender::rolling opens its file once; after logrotate
     // moved it, the lines go on into the moved file. (daemon_runtime::LogFile reopens.)
     let sandbox = Sandbox::new("tracing-never");
-    let (pid, port) = start(&sandbox, "never", &[]);
+    let (pid, port) = start_tokio_tunable(&sandbox, &[("WRITER", "never")]);
     let log = sandbox.path("own.log");
     log_lines(port, 10);
     logrotate(&sandbox, &log, &move_and_signal(&sandbox));

@@ -207,9 +207,7 @@ fn under_notify_socket_the_service_stays_in_the_foreground_and_says_each_step() 
         "more than one RELOADING=1: {more:?}"
     );
     // SIGTERM: STOPPING=1, once; exit 0, pidfile gone.
-    signal(pid, libc::SIGTERM);
-    let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
-    assert_eq!(status.code(), Some(0));
+    terminate(pid);
     let _ = service.wait();
     let stopping: Vec<String> = receiver
         .drain(Duration::from_millis(200))
@@ -336,9 +334,7 @@ fn daemon_foreground_1_and_detach_never_stay_in_the_foreground() {
             || fs::read_to_string(sandbox.pidfile()).is_ok_and(|text| text == format!("{pid}\n")),
         );
         assert_eq!(sandbox.processes(), vec![pid], "{variable}={value}: forked");
-        signal(pid, libc::SIGTERM);
-        let status = wait_for_exit(pid, GONE_TIMEOUT).expect("our child");
-        assert_eq!(status.code(), Some(0));
+        terminate(pid);
         let _ = service.wait();
         assert!(!sandbox.pidfile().exists());
     }
@@ -508,6 +504,14 @@ fn the_activated_example_serves_by_itself() {
 
 // SPEC §7.4: PID 1 of a PID namespace.
 
+/// The process of the sandbox that is `ns_pid` in its own PID namespace.
+fn sandbox_process_as(sandbox: &Sandbox, ns_pid: i32) -> Option<i32> {
+    sandbox
+        .processes()
+        .into_iter()
+        .find(|&pid| namespace_pid(pid) == Some(ns_pid))
+}
+
 #[test]
 fn as_pid_1_it_stays_an_init_that_reaps_orphans_forwards_signals_and_exits_with_the_service() {
     if !running_as_root(
@@ -533,14 +537,9 @@ fn as_pid_1_it_stays_an_init_that_reaps_orphans_forwards_signals_and_exits_with_
         LAUNCH_TIMEOUT,
         || fs::read_to_string(&log).is_ok_and(|log| log.contains("child status Ok(Some(7))")),
     );
-    let find = |ns_pid: i32| {
-        sandbox
-            .processes()
-            .into_iter()
-            .find(|&pid| namespace_pid(pid) == Some(ns_pid))
-    };
-    let init = find(1).expect("PID 1 of the namespace runs (it stayed in the foreground)");
-    let service = find(2).expect("the service runs as PID 2");
+    let init = sandbox_process_as(&sandbox, 1)
+        .expect("PID 1 of the namespace runs (it stayed in the foreground)");
+    let service = sandbox_process_as(&sandbox, 2).expect("the service runs as PID 2");
     // The pidfile names the service, as its namespace sees it.
     assert_eq!(read_pid(&sandbox.pidfile()), 2);
     // The orphan's child ended 100 ms after the body started: reparented to PID 1, reaped.
@@ -632,19 +631,8 @@ fn a_listening_socket_on_stdin_is_listener_stdin() {
 #[test]
 fn the_generated_units_pass_systemd_analyze_verify() {
     let sandbox = Sandbox::new("units");
-    let port = free_port().to_string();
-    let print = |arguments: &[&str]| {
-        let printed = launch(
-            sandbox
-                .command("activated")
-                .env("ACTIVATED_PORT", &port)
-                .args(arguments),
-        );
-        assert_eq!(printed.code(), Some(0), "{printed:?}");
-        printed.stdout
-    };
-    let service = print(&["unit"]);
-    let socket = print(&["unit", "socket"]);
+    let port = free_port();
+    let (service, socket) = activated_units(&sandbox, port);
     let program = example("activated");
     for line in [
         "Type=notify".to_owned(),
@@ -756,11 +744,7 @@ fn the_activated_example_under_systemd_socket_activate_and_as_pid_1() {
         .unwrap();
     // The service is PID 2 of the namespace; PID 1 is its init.
     assert_eq!(ask(port, "container"), "echo 2: container\n");
-    let init = sandbox
-        .processes()
-        .into_iter()
-        .find(|&pid| namespace_pid(pid) == Some(1))
-        .expect("PID 1 runs");
+    let init = sandbox_process_as(&sandbox, 1).expect("PID 1 runs");
     signal(init, libc::SIGTERM);
     let done = finish(unshare, start);
     assert_eq!(done.code(), Some(0), "{done:?}");
@@ -835,11 +819,7 @@ fn socket_activation_for_pid_1_reaches_the_service_under_its_init() {
         .unwrap();
     assert_eq!(ask(port, "podman"), "echo 2: podman\n");
     assert!(refused(own_port), "it bound its own address");
-    let init = sandbox
-        .processes()
-        .into_iter()
-        .find(|&pid| namespace_pid(pid) == Some(1))
-        .expect("PID 1 runs");
+    let init = sandbox_process_as(&sandbox, 1).expect("PID 1 runs");
     signal(init, libc::SIGTERM);
     let done = finish(unshare, start);
     assert_eq!(done.code(), Some(0), "{done:?}");

@@ -119,17 +119,22 @@ exec env -i container=daemon-test SYSTEMD_UNIT_PATH={units} SYSTEMD_GENERATOR_PA
         Some(systemd)
     }
 
-    /// `systemctl ARGS` inside the namespaces.
-    pub fn systemctl(&self, arguments: &[&str]) -> Launch {
+    /// `COMMAND` (a program and its arguments) inside the namespaces, through `nsenter`.
+    pub fn nsenter(&self, command: &[&str]) -> Launch {
         let pid = self.pid.to_string();
         launch(
             std::process::Command::new("nsenter")
-                .args(["-t", &pid, "-m", "-p", "systemctl", "--no-pager"])
-                .args(arguments)
+                .args(["-t", &pid, "-m", "-p"])
+                .args(command)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped()),
         )
+    }
+
+    /// `systemctl ARGS` inside the namespaces.
+    pub fn systemctl(&self, arguments: &[&str]) -> Launch {
+        self.nsenter(&[&["systemctl", "--no-pager"][..], arguments].concat())
     }
 
     /// A property of a unit (`systemctl show -p`).

@@ -102,13 +102,18 @@ fn start_v1(sandbox: &Sandbox, example: &str, port: u16) -> (PathBuf, i32) {
     (binary, pid)
 }
 
-fn upgrade(sandbox: &Sandbox, binary: &Path, port: u16, prefix: &str) -> Launch {
+/// `upgrade` of the echo service at `binary`, on `port`, with `prefix` if one is given.
+fn upgrade_command(sandbox: &Sandbox, binary: &Path, port: u16, prefix: Option<&str>) -> Command {
     let mut command = sandbox.command_for(binary);
+    command.arg("upgrade").env("ECHO_PORT", port.to_string());
+    if let Some(prefix) = prefix {
+        command.env("ECHO_PREFIX", prefix);
+    }
     command
-        .arg("upgrade")
-        .env("ECHO_PORT", port.to_string())
-        .env("ECHO_PREFIX", prefix);
-    launch(&mut command)
+}
+
+fn upgrade(sandbox: &Sandbox, binary: &Path, port: u16, prefix: &str) -> Launch {
+    launch(&mut upgrade_command(sandbox, binary, port, Some(prefix)))
 }
 
 /// No client saw a failure, each one saw `prefix` after `since`, and only that.
@@ -210,9 +215,7 @@ fn upgrade_under_load(example: &str, with_v3: bool) {
         !sandbox.path(&format!("{example}.pid.upgrade")).exists(),
         "the upgrade's lock file was left"
     );
-    signal(v2, libc::SIGTERM);
-    let status = wait_for_exit(v2, GONE_TIMEOUT).expect("our child");
-    assert_eq!(status.code(), Some(0), "{status:?}");
+    terminate(v2);
 }
 
 #[test]
@@ -223,28 +226,6 @@ fn upgrade_replaces_the_echo_service_without_a_failed_connection() {
 #[test]
 fn upgrade_replaces_the_tokio_echo_service_without_a_failed_connection() {
     upgrade_under_load("tokio_echo", false);
-}
-
-/// Field `n` of `/proc/PID/stat`, a number.
-fn stat_field(pid: i32, n: usize) -> i32 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    fields[n - 3].parse().unwrap()
-}
-
-/// The session of `pid` (`/proc/PID/stat` field 6).
-fn session_of(pid: i32) -> i32 {
-    stat_field(pid, 6)
-}
-
-/// The parent of `pid` (`/proc/PID/stat` field 4).
-fn parent_of(pid: i32) -> i32 {
-    stat_field(pid, 4)
 }
 
 /// The processes that have a listening TCP socket on `port` open, and how many such sockets
@@ -291,12 +272,7 @@ fn starts_racing_an_upgrade_make_no_third_daemon() {
     let slow = std::thread::spawn(move || exchange(port, "slow in hand"));
     std::thread::sleep(Duration::from_millis(50));
     let began = Instant::now();
-    let mut upgrade_command = sandbox.command_for(&binary);
-    upgrade_command
-        .arg("upgrade")
-        .env("ECHO_PORT", port.to_string())
-        .env("ECHO_PREFIX", "v2: ");
-    let upgrading = spawn(&mut upgrade_command);
+    let upgrading = spawn(&mut upgrade_command(&sandbox, &binary, port, Some("v2: ")));
     let upgrader = upgrading.id() as i32;
     let upgrade_began = Instant::now();
     // `start`s, six at a time, until the upgrade is over, then six more.
@@ -345,7 +321,7 @@ fn starts_racing_an_upgrade_make_no_third_daemon() {
     // process and its first child hold it too for an instant, between the forks that hand it
     // to the new daemon: that child made the new daemon's session, so its pid is the
     // session's id (it is gone by now, and may have been when it was sampled).
-    let first_child = session_of(v2);
+    let first_child = stat(v2).session;
     let during = samples
         .iter()
         .filter(|(at, _)| *at > began && *at < ended)
@@ -371,11 +347,7 @@ fn upgrade_refuses_what_it_cannot_replace() {
     let sandbox = Sandbox::new("upgrade-refusals");
     let port = free_port();
     let binary = sandbox.copy_example("echo");
-    let upgrade_now = |binary: &Path| {
-        let mut command = sandbox.command_for(binary);
-        command.arg("upgrade").env("ECHO_PORT", port.to_string());
-        launch(&mut command)
-    };
+    let upgrade_now = |binary: &Path| launch(&mut upgrade_command(&sandbox, binary, port, None));
     // Nothing running.
     let refused = upgrade_now(&binary);
     assert_eq!(refused.code(), Some(7), "{refused:?}");
@@ -443,14 +415,14 @@ fn upgrade_refuses_what_it_cannot_replace() {
         exchange(port, "up").is_ok()
     });
     let pid = read_pid(&sandbox.path("echo.pid"));
-    let session = session_of(pid);
+    let session = stat(pid).session;
     assert!(
         !Path::new(&format!("/proc/{session}")).exists(),
         "{session}"
     );
     refused_in_the_foreground(pid);
     // The inner shell, orphaned, is this (subreaper) process's child once the daemon ends.
-    let shell = parent_of(pid);
+    let shell = stat(pid).ppid;
     signal(pid, libc::SIGTERM);
     wait_for_exit(pid, GONE_TIMEOUT);
     wait_for_exit(shell, GONE_TIMEOUT);
@@ -541,14 +513,7 @@ fn a_second_upgrade_meanwhile_is_refused() {
     // A request in hand keeps the old daemon, and so the first upgrade, busy for 300 ms.
     let slow = std::thread::spawn(move || exchange(port, "slow in hand"));
     std::thread::sleep(Duration::from_millis(50));
-    let command = |prefix: &str| {
-        let mut command = sandbox.command_for(&binary);
-        command
-            .arg("upgrade")
-            .env("ECHO_PORT", port.to_string())
-            .env("ECHO_PREFIX", prefix);
-        command
-    };
+    let command = |prefix: &str| upgrade_command(&sandbox, &binary, port, Some(prefix));
     let first = spawn(&mut command("v2: "));
     let began = Instant::now();
     std::thread::sleep(Duration::from_millis(100));
