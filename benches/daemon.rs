@@ -61,11 +61,10 @@ struct Bench {
     c_stop: PathBuf,
 }
 
-/// A start-up program and how to tell it its pidfile.
+/// A start-up program (`Bench::command` tells it its pidfile).
 struct Starter {
     name: &'static str,
     program: PathBuf,
-    pidfile_variable: &'static str,
 }
 
 /// A way to stop the running daemon: the command to run.
@@ -118,7 +117,7 @@ fn hard_limit() -> u64 {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: `limit` is valid for one write.
+    // SAFETY: `limit` is valid for one write; getrlimit is async-signal-safe.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
     limit.rlim_max
 }
@@ -196,27 +195,22 @@ impl Bench {
             Starter {
                 name: "Rust floor (raw libc)",
                 program: self.example("bench_floor"),
-                pidfile_variable: "PIDFILE",
             },
             Starter {
                 name: "C floor",
                 program: self.c_floor.clone(),
-                pidfile_variable: "PIDFILE",
             },
             Starter {
                 name: "daemon-runtime (#[daemon])",
                 program: self.example("bench_ready"),
-                pidfile_variable: "BENCH_PIDFILE",
             },
             Starter {
                 name: "daemonize 0.5",
                 program: self.example("bench_daemonize"),
-                pidfile_variable: "PIDFILE",
             },
             Starter {
                 name: "fork 0.11 daemon()",
                 program: self.example("bench_fork"),
-                pidfile_variable: "PIDFILE",
             },
         ];
         let conditions = [
@@ -252,7 +246,7 @@ impl Bench {
         // shown against the Rust floor's.
         println!("   descriptor closing:");
         let ours = &starters[2];
-        let wide = hard_limit().min(1 << 20);
+        let wide = support::nofile_hard_limit();
         let inherited = (wide.saturating_sub(64) as usize).min(100_000);
         // Each set in the same rounds, alternating, so that the machine's drift hits all.
         let floor = &starters[0];
@@ -291,7 +285,6 @@ impl Bench {
         let pidfile = self.pidfile();
         let _ = fs::remove_file(&pidfile);
         let mut command = self.command(&starter.program);
-        command.env(starter.pidfile_variable, &pidfile);
         if let Condition::Limit(limit) = condition {
             let limit = limit.unwrap_or_else(hard_limit);
             // SAFETY: the closure makes one async-signal-safe call between fork and exec.
@@ -299,7 +292,7 @@ impl Bench {
                 command.pre_exec(move || {
                     let limit = libc::rlimit {
                         rlim_cur: limit,
-                        rlim_max: hard_limit_raw(),
+                        rlim_max: hard_limit(),
                     };
                     libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
                     Ok(())
@@ -372,7 +365,6 @@ impl Bench {
             .is_ok();
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); stoppers.len()];
         let mut status_times = Vec::new();
-        let mut ours_minus_status = Vec::new();
         for _ in 0..ROUNDS / 2 {
             for (index, (_, stopper)) in stoppers.iter().enumerate() {
                 if index == 2 && !have_ssd {
@@ -383,11 +375,7 @@ impl Bench {
                 let pid = live_pid(&self.pidfile()).expect("a daemon");
                 // The daemon is this process's child: reaped the moment it exits, so that a
                 // stopper that looks for the process (kill -0) does not see a zombie.
-                let reaper = std::thread::spawn(move || {
-                    let mut status = 0;
-                    // SAFETY: `status` is valid for one write.
-                    unsafe { libc::waitpid(pid, &mut status, 0) };
-                });
+                let reaper = reap_on_a_thread(pid);
                 if index == 1 {
                     let started = Instant::now();
                     let said = self.command(&ours).arg("status").status().expect("status");
@@ -400,9 +388,6 @@ impl Bench {
                 assert!(stopped.success(), "{}: {stopped:?}", stoppers[index].0);
                 let _ = reaper.join();
                 times[index].push(elapsed);
-                if index == 1 {
-                    ours_minus_status.push(elapsed - status_times.last().copied().unwrap_or(0.0));
-                }
             }
         }
         let baseline = median(&times[0]);
@@ -420,6 +405,12 @@ impl Bench {
             "ms",
             "",
         );
+        // Each `stop` (index 1) against the `status` run just before it, in the same round.
+        let ours_minus_status: Vec<f64> = times[1]
+            .iter()
+            .zip(&status_times)
+            .map(|(stop, status)| stop - status)
+            .collect();
         let difference = median(&ours_minus_status);
         println!(
             "   `stop` minus `status`, per round: median {difference:.3} ms (target: at most 1 ms)\n"
@@ -581,7 +572,7 @@ impl Bench {
         let mut quiet_gaps = Vec::new();
         let mut failures = 0;
         for _ in 0..5 {
-            let port = free_port();
+            let port = support::free_port();
             let mut start = self.command(&echo);
             start.env("ECHO_PORT", port.to_string());
             assert!(start.status().expect("echo").success());
@@ -613,7 +604,7 @@ impl Bench {
             let ended = Instant::now();
             durations.push((ended - began).as_secs_f64() * 1000.0);
             assert!(
-                live_pid_of(old).is_none(),
+                !support::is_alive(old),
                 "the old daemon runs on after upgrade returned"
             );
             reap_strays();
@@ -638,11 +629,7 @@ impl Bench {
             let new = live_pid(&self.dir.join("echo.pid")).expect("echo runs");
             let mut stop = self.command(&echo);
             stop.arg("stop");
-            let reaper = std::thread::spawn(move || {
-                let mut status = 0;
-                // SAFETY: `status` is valid for one write.
-                unsafe { libc::waitpid(new, &mut status, 0) };
-            });
+            let reaper = reap_on_a_thread(new);
             let _ = stop.status();
             let _ = reaper.join();
         }
@@ -667,11 +654,7 @@ impl Bench {
             assert!(self.command(&ours).status().expect("start").success());
             starts.push(started.elapsed().as_secs_f64() * 1000.0);
             let pid = live_pid(&self.pidfile()).expect("a daemon");
-            let reaper = std::thread::spawn(move || {
-                let mut status = 0;
-                // SAFETY: `status` is valid for one write.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
-            });
+            let reaper = reap_on_a_thread(pid);
             let stopped = Instant::now();
             assert!(self
                 .command(&ours)
@@ -762,16 +745,6 @@ impl Bench {
     }
 }
 
-fn hard_limit_raw() -> libc::rlim_t {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is valid for one write; getrlimit is async-signal-safe.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    limit.rlim_max
-}
-
 /// Opens `count` descriptors (not close-on-exec) for the launchers to inherit, while held.
 fn hold_descriptors(condition: Condition) -> Held {
     let Condition::Inherited(count) = condition else {
@@ -779,17 +752,18 @@ fn hold_descriptors(condition: Condition) -> Held {
     };
     set_soft_limit(count as u64 + 256);
     let null = fs::File::open("/dev/null").expect("/dev/null");
-    (0..count)
-        .map(|_| {
-            let copy = null.try_clone().expect("a descriptor");
-            // std makes it close-on-exec: clear that, so that launchers inherit it.
-            let fd = std::os::fd::OwnedFd::from(copy);
-            // SAFETY: fcntl on a descriptor we own.
-            unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_SETFD, 0) };
-            fd
-        })
-        .collect::<Vec<_>>()
-        .pipe(Held)
+    Held(
+        (0..count)
+            .map(|_| {
+                let copy = null.try_clone().expect("a descriptor");
+                // std makes it close-on-exec: clear that, so that launchers inherit it.
+                let fd = std::os::fd::OwnedFd::from(copy);
+                // SAFETY: fcntl on a descriptor we own.
+                unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_SETFD, 0) };
+                fd
+            })
+            .collect(),
+    )
 }
 
 /// Descriptors held open for the launchers to inherit; dropped, they close and the soft
@@ -805,21 +779,6 @@ impl Drop for Held {
     }
 }
 
-trait Pipe: Sized {
-    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
-        f(self)
-    }
-}
-
-impl<T> Pipe for T {}
-
-/// `pid` if it is alive (not a zombie).
-fn live_pid_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
-    (state != "Z").then_some(pid)
-}
-
 /// Reaps whatever ended and was reparented here (a first child that outlived its launcher).
 fn reap_strays() {
     let mut status = 0;
@@ -830,9 +789,16 @@ fn reap_strays() {
 /// The pid the pidfile names, if that process is alive (not a zombie).
 fn live_pid(pidfile: &Path) -> Option<i32> {
     let pid: i32 = fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
-    (state != "Z").then_some(pid)
+    support::is_alive(pid).then_some(pid)
+}
+
+/// Reaps `pid`, a child of this process, on a thread of its own, the moment it exits.
+fn reap_on_a_thread(pid: i32) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut status = 0;
+        // SAFETY: `status` is valid for one write.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    })
 }
 
 fn kill_and_reap(pid: i32) {
@@ -869,13 +835,6 @@ fn process_figures(pid: i32) -> (f64, f64, f64) {
     let anonymous = field("Anonymous:");
     let private = field("Private_Dirty:") + field("Private_Clean:");
     (anonymous, private - anonymous, threads)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
 }
 
 /// One request on a new connection; whether it was answered.
